@@ -1,0 +1,1 @@
+"""HTTP entrypoints: decode, check the caller, call the store, answer."""

@@ -1,0 +1,57 @@
+"""`/api/v1/devices`: registration with MQTT credentials, and stored readings."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Query
+from pydantic import AwareDatetime
+
+from alerts.auth import Admin, Caller, check_member_visible
+from alerts.deps import Accounts, Pool
+from alerts.errors import FieldError
+from alerts.provisioning import provision
+from alerts.readings import device_readings
+from alerts.registry import get_device, get_member, insert_device
+from alerts.schemas import DeviceCredentials, DeviceIn, Reading
+from vigil.telemetry import METRICS
+
+router = APIRouter(prefix="/devices", tags=["devices"])
+
+
+@router.post("", status_code=201, response_model=DeviceCredentials)
+async def register_device(body: DeviceIn, _: Admin, pool: Pool, accounts: Accounts) -> DeviceCredentials:
+    """Register a device and create its broker login; the password is shown only in this answer."""
+    password = secrets.token_urlsafe(24)
+    async with pool.connection() as conn, conn.transaction():
+        if await get_member(conn, body.member_id) is None:
+            raise FieldError("member_id", f"no member has id {body.member_id!r}")
+        row = await insert_device(conn, body.model_dump())
+        if row is None:
+            raise HTTPException(409, f"device {body.device_id!r} is already registered")
+        # Still inside the transaction: if the broker fails, the device row is rolled back with it.
+        await provision(accounts.ensure_device, body.device_id, password, what=f"device {body.device_id!r}")
+    return DeviceCredentials(**row, mqtt_password=password)
+
+
+@router.get("/{device_id}/readings", response_model=list[Reading])
+async def list_readings(
+    device_id: str,
+    caller: Caller,
+    pool: Pool,
+    metric: str | None = None,
+    since: Annotated[AwareDatetime | None, Query(description="inclusive, RFC 3339")] = None,
+    until: Annotated[AwareDatetime | None, Query(description="exclusive, RFC 3339")] = None,
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
+) -> list[Reading]:
+    """Stored readings, newest event time first."""
+    if metric is not None and metric not in METRICS:
+        raise FieldError("metric", f"{metric!r} is not a metric; see CONTRACT.md section 2", source="query")
+    async with pool.connection() as conn:
+        device = await get_device(conn, device_id)
+        if device is None:
+            raise HTTPException(404, f"no device has id {device_id!r}")
+        check_member_visible(caller, device["care_manager_id"])
+        rows = await device_readings(conn, device_id, metric=metric, since=since, until=until, limit=limit)
+    return [Reading.model_validate(r) for r in rows]

@@ -1,0 +1,75 @@
+"""`/api/v1/members`."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import psycopg
+from fastapi import APIRouter, HTTPException
+from fastapi.exceptions import RequestValidationError
+
+from alerts.auth import Admin, Caller, check_member_visible
+from alerts.care_plan_publisher import log_commit_failed, publish_before_commit
+from alerts.care_plans import first_plan, override_errors, plan_changed, stored_plan
+from alerts.deps import CarePlans, Pool
+from alerts.registry import get_member, insert_member
+from alerts.schemas import Member, MemberIn
+
+router = APIRouter(prefix="/members", tags=["members"])
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=Member,
+    responses={503: {"description": "A `care_plan` was given and Kafka did not acknowledge it; nothing was created."}},
+)
+async def create_member(body: MemberIn, caller: Admin, pool: Pool, care_plans: CarePlans) -> Member:
+    """Enrol a member; the id is generated (`mbr_...`) unless the body chooses one.
+
+    `care_plan` takes the overrides that `PUT /members/{id}/care_plan` takes, checked the same way
+    (422 naming `care_plan.<type>.<parameter>`); when present it becomes the plan's version 1 and
+    reaches the stream worker before the answer (503, with nothing created, when Kafka does not
+    acknowledge it in time).
+    """
+    if errors := override_errors(body.care_plan, "care_plan"):
+        raise RequestValidationError(errors)
+    at = datetime.now(UTC)
+    member = body.model_dump()
+    member["id"] = body.id or f"mbr_{uuid.uuid4().hex[:16]}"
+    plan = first_plan(body.care_plan, at, caller)
+    member["care_plan"] = plan
+    async with pool.connection() as conn:
+        published = None
+        try:
+            async with conn.transaction():
+                row = await insert_member(conn, member)
+                if row is None:
+                    raise HTTPException(409, f"a member with id {member['id']!r} already exists")
+                if plan["version"]:
+                    published = await publish_before_commit(
+                        care_plans, plan_changed(member["id"], plan, at), "the member was not created"
+                    )
+        except psycopg.Error:
+            if published is not None:
+                log_commit_failed(published)
+            raise
+    return _member(row)
+
+
+@router.get("/{member_id}", response_model=Member)
+async def read_member(member_id: str, caller: Caller, pool: Pool) -> Member:
+    """One member, for an admin or the member's own care manager."""
+    async with pool.connection() as conn:
+        row = await get_member(conn, member_id)
+    if row is None:
+        raise HTTPException(404, f"no member has id {member_id!r}")
+    check_member_visible(caller, row["care_manager_id"])
+    return _member(row)
+
+
+def _member(row: dict[str, Any]) -> Member:
+    # A member's `care_plan` is its overrides; the version and the rest are under `/care_plan`.
+    return Member.model_validate({**row, "care_plan": stored_plan(row["care_plan"])["overrides"]})

@@ -1,0 +1,169 @@
+"""SQL for the alerts table: applying alert events idempotently, and the API's alert queries.
+
+An episode (one `alert_id`) lands in the row of that id, or, when another episode of the same
+member/device/type was already open, in that open row, whose history then records the episode.
+Every statement is safe to repeat, so a redelivered event changes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from psycopg import AsyncConnection, sql
+from psycopg.types.json import Jsonb
+
+from alerts.lifecycle import episode_marker, history_entry
+from alerts.sqlrows import fetch_all, fetch_one
+from alerts.timefmt import utc_text
+from vigil.events import AlertChanged
+from vigil.telemetry import from_ms
+
+# NOT EXISTS: an episode once absorbed by another alert never gets a row of its own, even when its
+# event is replayed after that alert was resolved.
+_RAISE = """
+INSERT INTO alerts (id, type, severity, status, member_id, device_id, triggered_at,
+                    raised_at, updated_at, evidence, history)
+SELECT %(id)s::uuid, %(type)s, %(severity)s, 'open', %(member_id)s, %(device_id)s, %(triggered_at)s,
+       %(now)s, %(now)s, %(evidence)s, %(history)s
+WHERE NOT EXISTS (SELECT 1 FROM alerts WHERE device_id = %(device_id)s AND type = %(type)s
+                  AND member_id = %(member_id)s AND history @> %(episode)s)
+ON CONFLICT DO NOTHING
+"""
+# The insert found a conflict: either this episode is stored already (redelivery), or another
+# episode is open for the same member/device/type (the partial unique index), which absorbs it.
+_RETRIGGER = """
+UPDATE alerts SET evidence = %(evidence)s, updated_at = %(now)s, history = history || %(history)s
+WHERE member_id = %(member_id)s AND device_id = %(device_id)s AND type = %(type)s
+  AND status <> 'resolved'
+  AND NOT history @> %(episode)s
+  AND NOT EXISTS (SELECT 1 FROM alerts WHERE id = %(id)s)
+"""
+# The open row an episode lives in: its own, or the one that absorbed it.
+_OPEN_EPISODE = """
+WHERE status <> 'resolved'
+  AND (id = %(id)s OR (member_id = %(member_id)s AND device_id = %(device_id)s AND type = %(type)s
+                       AND history @> %(episode)s))
+"""
+# An update lands in the open row its episode lives in, read first (and locked) so that what changes in it
+# can be recorded in its history.
+_OPEN_ROW = "SELECT id::text AS id, severity, triggered_at FROM alerts" + _OPEN_EPISODE + "FOR UPDATE"
+# A rule may raise the severity of an open alert (low_spo2 high -> critical), and readings that arrived
+# late may show its condition was met earlier than the alert says: `triggered_at` only ever moves back
+# (the alert keeps its id). The history entries for what changed are worked out from the row read first.
+_UPDATE = """
+UPDATE alerts SET evidence = %(evidence)s, updated_at = %(now)s, severity = %(severity)s,
+                  triggered_at = LEAST(triggered_at, %(triggered_at)s), history = history || %(history)s
+WHERE id = %(row_id)s::uuid
+"""
+_CLEAR = (
+    """
+UPDATE alerts SET status = 'resolved', cleared_at = %(cleared_at)s, resolved_at = %(now)s,
+                  updated_at = %(now)s, history = history || %(history)s
+"""
+    + _OPEN_EPISODE
+)
+_ALERT_COLUMNS = """
+a.id::text AS id, a.type, a.severity, a.status, a.member_id, a.device_id, a.triggered_at, a.raised_at,
+a.updated_at, a.cleared_at, a.resolved_at, a.evidence, a.history
+"""
+
+
+async def apply_alert_change(conn: AsyncConnection, event: AlertChanged, now: datetime) -> str:
+    """Apply one event; returns what it did: raised, retriggered, duplicate, updated, cleared, ignored."""
+    params: dict[str, Any] = {
+        "id": event.alert_id,
+        "type": event.type,
+        "severity": event.severity,
+        "member_id": event.member_id,
+        "device_id": event.device_id,
+        "triggered_at": from_ms(event.triggered_at_ms),
+        "now": now,
+        "evidence": Jsonb(event.evidence),
+        "episode": Jsonb(episode_marker(event.alert_id)),
+    }
+    async with conn.cursor() as cur:
+        if event.change == "raised":
+            params["history"] = Jsonb([history_entry("raised", now)])
+            await cur.execute(_RAISE, params)
+            if cur.rowcount == 1:
+                return "raised"
+            triggered = utc_text(params["triggered_at"])
+            entry = history_entry("retriggered", now, episode=event.alert_id, triggered_at=triggered)
+            params["history"] = Jsonb([entry])
+            await cur.execute(_RETRIGGER, params)
+            return "retriggered" if cur.rowcount == 1 else "duplicate"
+        if event.change == "updated":
+            row = await fetch_one(conn, _OPEN_ROW, params)
+            if row is None:
+                return "ignored"
+            params["row_id"] = row["id"]
+            params["history"] = Jsonb(_update_history(row, event, params["triggered_at"], now))
+            await cur.execute(_UPDATE, params)
+            return "updated"
+        cleared_at = from_ms(event.cleared_at_ms if event.cleared_at_ms is not None else event.detected_at_ms)
+        params["cleared_at"] = cleared_at
+        params["history"] = Jsonb([history_entry("condition_cleared", now, cleared_at=utc_text(cleared_at))])
+        await cur.execute(_CLEAR, params)
+        return "cleared" if cur.rowcount else "ignored"
+
+
+def _update_history(row: dict[str, Any], event: AlertChanged, triggered_at: datetime, now: datetime) -> list:
+    """The history entries an update writes into the open row `row`: what it changes there, if anything."""
+    entries = []
+    if row["severity"] != event.severity:
+        entries.append(history_entry("severity_changed", now, severity=event.severity))
+    if triggered_at < row["triggered_at"]:
+        entries.append(history_entry("triggered_at_corrected", now, old=utc_text(row["triggered_at"]),
+                                     new=utc_text(triggered_at)))
+    return entries
+
+
+async def apply_alert_changes(
+    conn: AsyncConnection, events: Iterable[AlertChanged], now: datetime
+) -> list[str]:
+    """Apply a batch in one transaction, committed when this returns; outcomes in event order."""
+    async with conn.transaction():
+        return [await apply_alert_change(conn, event, now) for event in events]
+
+
+async def list_alerts(
+    conn: AsyncConnection,
+    *,
+    member_id: str | None = None,
+    device_id: str | None = None,
+    status: str | None = None,
+    alert_type: str | None = None,
+    since: datetime | None = None,
+    visible_to: str | None = None,
+    limit: int = 100,
+) -> list[dict[str, Any]]:
+    """Alerts newest raised first; `visible_to` (a care manager id) keeps only that one's members'."""
+    where: list[sql.Composable] = [sql.SQL("TRUE")]
+    params: list[Any] = []
+    for clause, value in (
+        ("a.member_id = %s", member_id),
+        ("a.device_id = %s", device_id),
+        ("a.status = %s", status),
+        ("a.type = %s", alert_type),
+        ("a.raised_at >= %s", since),
+        ("a.member_id IN (SELECT id FROM members WHERE care_manager_id = %s)", visible_to),
+    ):
+        if value is not None:
+            where.append(sql.SQL(clause))
+            params.append(value)
+    query = sql.SQL(
+        "SELECT " + _ALERT_COLUMNS + " FROM alerts a WHERE {} ORDER BY a.raised_at DESC, a.id LIMIT %s"
+    )
+    return await fetch_all(conn, query.format(sql.SQL(" AND ").join(where)), [*params, limit])
+
+
+async def get_alert(conn: AsyncConnection, alert_id: str) -> dict[str, Any] | None:
+    """One alert with its member's care manager (`care_manager_id`) for the access check."""
+    return await fetch_one(
+        conn,
+        "SELECT " + _ALERT_COLUMNS + ", m.care_manager_id FROM alerts a "
+        "LEFT JOIN members m ON m.id = a.member_id WHERE a.id = %s",
+        (alert_id,),
+    )

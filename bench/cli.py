@@ -1,0 +1,237 @@
+"""`vigil bench`: stack up, each stage's ceiling, then Vigil's services end to end; figures as tables.
+
+Not a test: it prints what this machine does and whether that meets the aims. The load generator
+runs on the same machine as everything it measures, so on a small machine they compete for CPU.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Annotated
+
+import psycopg
+import typer
+from rich.console import Console
+
+from bench import ceilings
+from bench.end_to_end import BenchError, Pipeline, first_seq, new_run_id
+from bench.procfs import CpuMeter, cpu_count, memory_kb
+from bench.report import BenchReport, Memory, StageLatency, cpu_notes, per_message, render, summarize_latency
+from vigil.logs import configure_logging
+from vigil.settings import ConfigError, Settings, get_settings
+
+console = Console()
+
+_FULL = {"messages": 60_000, "devices": 400, "leaks": 40, "load_seconds": 30.0}
+_QUICK = {"messages": 5_000, "devices": 40, "leaks": 10, "load_seconds": 10.0}
+# Kafka takes many more records per second than the other stages: give it enough to time.
+_KAFKA_FACTOR = 5
+_CPU_CORE_MESSAGES = 20_000
+
+
+def _pid_file(path: Path) -> list[int]:
+    from stack.process import read_pid
+
+    pid = read_pid(path)
+    return [pid] if pid else []
+
+
+def _broker_pids(settings: Settings) -> dict[str, Path]:
+    return {"mosquitto": (settings.state_dir / "mosquitto").resolve() / "mosquitto.pid",
+            "tansu": settings.state_dir / "kafka" / "tansu.pid"}
+
+
+def _memory(settings: Settings, pipeline: Pipeline) -> list[Memory]:
+    found = []
+    for name, pid in pipeline.pids().items():
+        rss, peak = memory_kb(pid)
+        found.append(Memory(component=name, rss_kb=rss, peak_kb=peak))
+    for name, path in _broker_pids(settings).items():
+        pids = _pid_file(path)
+        rss, peak = memory_kb(pids[0]) if pids else (None, None)
+        note = "" if pids else "not started by vigil: not measured"
+        if name == "tansu" and pids:
+            note = "memory storage: holds every record produced since it started"
+        found.append(Memory(component=name, rss_kb=rss, peak_kb=peak, note=note))
+    postmaster = settings.state_dir.resolve() / "postgres" / "data" / "postmaster.pid"
+    if postmaster.exists():
+        rss, peak = memory_kb(int(postmaster.read_text().split()[0]))
+        found.append(Memory(component="postgresql (postmaster)", rss_kb=rss, peak_kb=peak,
+                            note="backends are separate processes"))
+    else:
+        found.append(Memory(component="postgresql", rss_kb=None, peak_kb=None,
+                            note="a server vigil did not start: not measured"))
+    rss, peak = memory_kb(os.getpid())
+    found.append(Memory(component="load generator (this process)", rss_kb=rss, peak_kb=peak,
+                        note="its publisher processes have exited"))
+    return found
+
+
+def _measure_ceilings(settings: Settings, report: BenchReport, run_id: str, sizes: dict) -> None:
+    from stack.mosquitto import ensure_secrets
+
+    broker = ensure_secrets(settings)
+    messages, devices = sizes["messages"], sizes["devices"]
+    with console.status("ceiling: MQTT broker fan-in"):
+        fan_in, round_trips = ceilings.broker_fan_in(
+            settings, run_id, admin_password=broker.admin_password, ingest_password=broker.ingest_password,
+            messages=messages, devices=devices, connections=sizes["connections"])
+    report.ceilings.append(fan_in)
+    report.stage_latencies.append(StageLatency(stage="Mosquitto round trip", measure="publish -> subscriber, "
+                                               "one at a time, QoS 1", latency=summarize_latency(round_trips)))
+    with console.status("ceiling: Kafka produce and consume"):
+        ceilings.create_bench_topic(settings)
+        try:
+            for readings in (1, 10):
+                report.ceilings.append(ceilings.kafka_produce(settings, run_id, records=messages * _KAFKA_FACTOR,
+                                                              readings=readings, devices=devices))
+            report.ceilings.append(ceilings.kafka_consume(settings, expected=2 * messages * _KAFKA_FACTOR))
+            report.stage_latencies.append(StageLatency(
+                stage="Kafka round trip", measure="produce -> Faust-like consumer, one at a time",
+                latency=summarize_latency(ceilings.kafka_round_trip(settings, with_empty_partition=False))))
+            report.stage_latencies.append(StageLatency(
+                stage="Kafka round trip", measure="the same, fetching an empty partition too",
+                latency=summarize_latency(ceilings.kafka_round_trip(settings, with_empty_partition=True, samples=8))))
+        finally:
+            refused = ceilings.delete_bench_topic(settings)
+            if refused:
+                report.notes.append(f"the Kafka topic {ceilings.BENCH_TOPIC} could not be deleted: {refused}")
+    with console.status("ceiling: PostgreSQL COPY"):
+        for readings in (1, 10):
+            report.ceilings.append(ceilings.copy_ceiling(settings, run_id, records=messages, readings=readings,
+                                                         devices=devices))
+    with console.status("ceiling: ingest validation and rule evaluation, in-process"):
+        cpu_messages = min(messages, _CPU_CORE_MESSAGES)
+        for readings in (1, 10):
+            report.ceilings.append(ceilings.validation_ceiling(messages=cpu_messages, readings=readings,
+                                                               devices=devices))
+        for readings in (1, 10):
+            report.ceilings.append(ceilings.rules_ceiling(messages=cpu_messages, readings=readings, devices=devices))
+
+
+def _end_to_end(settings: Settings, report: BenchReport, pipeline: Pipeline, sizes: dict) -> None:
+    groups = {name: (lambda name=name: [p for n, p in pipeline.pids().items() if n == name])
+              for name in ("ingest", "streams", "api")}
+    for name, path in _broker_pids(settings).items():
+        groups[name] = lambda path=path: _pid_file(path)
+    groups["postgres (vigil's sessions)"] = pipeline.postgres_backends
+    groups["load generator"] = lambda: [os.getpid()]
+    meter = CpuMeter(groups, cpus=report.cpus)
+    report.cpu = meter.uses  # filled phase by phase, so a run that stops early still shows its phases
+    with console.status("starting ingest, the stream worker and the API"):
+        pipeline.start()
+    with console.status(f"registering {sizes['devices']} devices and {2 * sizes['leaks']} leak sensors"):
+        fleet = pipeline.provision(devices=sizes["devices"], connections=sizes["connections"],
+                                   leaks=sizes["leaks"])
+    with console.status("waiting for a probe message to be stored"):
+        probe_s = pipeline.probe(fleet)
+    report.notes.append(f"the probe message was stored {probe_s:.1f} s after it was published "
+                        "(the stream worker's start-up)")
+    runs = []
+    for number, readings in enumerate((1, 10), start=1):
+        with console.status(f"{per_message(readings)}: publishing") as status:
+            def progress(stored: int, expected: int, status=status, readings=readings) -> None:
+                status.update(f"{per_message(readings)}: {stored:,} of {expected:,} stored")
+
+            runs.append(pipeline.throughput(fleet, meter.phase(per_message(readings)),
+                                            messages=sizes["messages"], readings=readings,
+                                            first_seq=first_seq(number), report_progress=progress))
+        report.throughput.append(runs[-1])
+    with console.status("alert latency, idle"):
+        report.alerts.append(pipeline.alert_latency(fleet, meter.phase("alerts idle"), label="idle",
+                                                    leaks=fleet.idle_leaks, background_per_s=0.0, duration_s=0.0,
+                                                    first_seq=first_seq(3)))
+    half = 0.5 * (runs[0].messages_per_s or 0.0)
+    with console.status(f"alert latency at half load ({half:,.0f} msg/s for {sizes['load_seconds']:.0f} s)"):
+        report.alerts.append(pipeline.alert_latency(fleet, meter.phase("alerts, half load"), label="half load",
+                                                    leaks=fleet.loaded_leaks, background_per_s=half,
+                                                    duration_s=sizes["load_seconds"], first_seq=first_seq(4)))
+    report.memory = _memory(settings, pipeline)
+
+
+def _clean_up(settings: Settings, run_id: str) -> dict[str, int]:
+    """Delete the bench's telemetry and alerts; its members, devices and gateways stay registered."""
+    deleted: dict[str, int] = {}
+    for prefix in (f"bench-{run_id}-", f"{ceilings.ceiling_prefix(run_id)}-"):
+        for table, count in ceilings.delete_devices_rows(settings.database_url, prefix + "%").items():
+            deleted[table] = deleted.get(table, 0) + count
+    return deleted
+
+
+def _revoke(settings: Settings, token: str) -> None:
+    from alerts.tokens import token_digest
+
+    with psycopg.connect(settings.database_url, autocommit=True) as conn:
+        conn.execute("UPDATE api_tokens SET revoked_at = now() WHERE token_sha256 = %s", (token_digest(token),))
+
+
+def bench(
+    messages: Annotated[int | None, typer.Option(
+        help="Messages per end-to-end run, sent once with 1 and once with 10 readings each "
+             "(default 60000; 5000 with --quick).", min=100)] = None,
+    devices: Annotated[int | None, typer.Option(help="Simulated home devices (default 400; 40 with --quick).",
+                                                min=1)] = None,
+    connections: Annotated[int, typer.Option(help="Publishing gateway connections, one process each.",
+                                             min=1, max=64)] = 4,
+    leaks: Annotated[int | None, typer.Option(help="Leak sensors timed per alert run (default 40; 10 with --quick).",
+                                              min=1)] = None,
+    load_seconds: Annotated[float | None, typer.Option(
+        help="Length of the half-load background run (default 30; 10 with --quick).", min=5)] = None,
+    quick: Annotated[bool, typer.Option("--quick", help="Small sizes: a smoke run with about 10 s of load.")] = False,
+    json_path: Annotated[Path | None, typer.Option("--json", help="Also write the figures to this JSON file.",
+                                                   dir_okay=False)] = None,
+) -> None:
+    """Measure each stage's ceiling, then the whole pipeline end to end, and compare with the aims."""
+    from alerts.tokens import issue_token
+    from stack import manager
+    from stack.process import StackError
+
+    try:
+        settings = get_settings()
+    except ConfigError as e:
+        console.print(f"[red]Configuration error:[/red] {e}")
+        raise typer.Exit(2) from e
+    configure_logging("WARNING")
+    defaults = _QUICK if quick else _FULL
+    sizes = {"messages": messages or defaults["messages"], "devices": devices or defaults["devices"],
+             "connections": connections, "leaks": leaks or defaults["leaks"],
+             "load_seconds": load_seconds or defaults["load_seconds"]}
+    sizes["connections"] = min(sizes["connections"], sizes["devices"])
+    run_id = new_run_id()
+    report = BenchReport(run_id=run_id, cpus=cpu_count(), sizes=sizes)
+    try:
+        with console.status("bringing the stack up"):
+            manager.up(settings)
+    except StackError as e:
+        console.print(f"[red]stack up failed:[/red] {e}")
+        raise typer.Exit(1) from e
+    token = settings.admin_token or issue_token(settings.database_url, "admin", None)
+    log_path = settings.state_dir / "logs" / f"bench-{run_id}.log"
+    pipeline = Pipeline(settings, run_id=run_id, token=token, log_path=log_path)
+    failed = None
+    try:
+        _measure_ceilings(settings, report, run_id, sizes)
+        _end_to_end(settings, report, pipeline, sizes)
+    except (BenchError, RuntimeError) as e:
+        failed = e
+    finally:
+        with console.status("stopping the services and deleting the bench's telemetry"):
+            pipeline.stop()
+            deleted = _clean_up(settings, run_id)
+            if token != settings.admin_token:
+                _revoke(settings, token)
+    report.notes[:0] = cpu_notes(report.cpu, cpus=report.cpus)
+    report.notes.append("publish -> stored latencies of the full-speed runs include the backlog queued in the "
+                        "broker while publishers outrun the pipeline; the half-load run shows the unqueued path")
+    report.notes.append(f"services' output: {log_path}; deleted the bench's rows: "
+                        + ", ".join(f"{table} {count:,}" for table, count in deleted.items())
+                        + f"; its members, devices and gateways (ids bench-{run_id}-*) stay registered")
+    render(report, console)
+    if json_path is not None:
+        json_path.write_text(json.dumps(report.to_json(), indent=2) + "\n")
+        console.print(f"figures written to {json_path}")
+    if failed is not None:
+        console.print(f"[red]the bench stopped early:[/red] {failed}")
+        raise typer.Exit(1)

@@ -1,0 +1,26 @@
+"""`python -m ingest`: one ingest process in the foreground, stopped by SIGINT/SIGTERM."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+
+from ingest.service import run
+from stack.mosquitto import ensure_secrets
+from vigil.logs import configure_logging
+from vigil.settings import get_settings
+
+
+def main() -> None:
+    settings = get_settings()
+    configure_logging(settings.log_level)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    run(settings, ensure_secrets(settings).ingest_password, stop)
+    logging.getLogger(__name__).info("ingest stopped")
+
+
+if __name__ == "__main__":
+    main()

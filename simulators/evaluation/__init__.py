@@ -1,0 +1,1 @@
+"""`vigil eval`: the labelled scenarios through the live pipeline, scored per rule."""

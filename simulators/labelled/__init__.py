@@ -1,0 +1,6 @@
+"""Labelled scenarios for measuring alert quality: readings, and the alerts RULES.md says they must raise."""
+
+from simulators.labelled.library import BY_NAME, LIBRARY, select
+from simulators.labelled.model import ALERT_TYPES, Expected, Scenario
+
+__all__ = ["ALERT_TYPES", "BY_NAME", "LIBRARY", "Expected", "Scenario", "select"]

@@ -1,0 +1,1 @@
+"""Vigil's shared package: telemetry models, settings, storage and the command line."""

@@ -1,0 +1,159 @@
+"""The `vigil` command: run the stack, the services, the demo, the simulators and the benchmark."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from vigil.logs import configure_logging
+from vigil.runner import SERVICES
+from vigil.settings import ConfigError, get_settings
+
+app = typer.Typer(help="Vigil: telemetry in, health and hazard alerts and pre-filled claims out.",
+                  no_args_is_help=True, pretty_exceptions_enable=False)
+stack_app = typer.Typer(help="Local infrastructure: MQTT broker, Kafka-protocol broker, PostgreSQL.",
+                        no_args_is_help=True)
+token_app = typer.Typer(help="API bearer tokens.", no_args_is_help=True)
+app.add_typer(stack_app, name="stack")
+app.add_typer(token_app, name="token")
+console = Console()
+
+
+def _register_tools() -> None:
+    from bench.cli import bench
+    from simulators.cli import simulate
+    from simulators.eval_cli import evaluate
+
+    app.command("simulate", help="Run a simulated fleet of wearables and home sensors through the broker.")(simulate)
+    app.command("bench", help="End-to-end throughput and latency next to each stage's own ceiling.")(bench)
+    app.command("eval", help="Run the labelled scenario library through the live pipeline; score every rule.")(evaluate)
+
+
+_register_tools()
+
+
+def _settings():
+    try:
+        return get_settings()
+    except ConfigError as e:
+        console.print(f"[red]Configuration error:[/red] {e}")
+        raise typer.Exit(2) from e
+
+
+@stack_app.command("up")
+def stack_up() -> None:
+    """Start what is missing, reuse what answers, create topics and apply the schema."""
+    from stack import manager
+    from stack.process import StackError
+
+    settings = _settings()
+    try:
+        manager.up(settings, report=lambda name, state: console.print(f"  {name:<11} {state}"))
+    except StackError as e:
+        console.print(f"[red]stack up failed:[/red] {e}")
+        raise typer.Exit(1) from e
+    console.print("[green]stack is up[/green]")
+
+
+@stack_app.command("down")
+def stack_down() -> None:
+    """Stop what `stack up` started; leave alone what it reused."""
+    from stack import manager
+
+    for name, stopped in manager.down(_settings()).items():
+        console.print(f"  {name:<11} {'stopped' if stopped else 'not ours / not running'}")
+
+
+@stack_app.command("status")
+def stack_status() -> None:
+    """Report each component; exit 1 when any is down."""
+    from stack import manager
+
+    table = Table("component", "state", "detail")
+    states = manager.status(_settings())
+    for name, (state, detail) in states.items():
+        table.add_row(name, f"[green]{state}[/green]" if state == "up" else f"[red]{state}[/red]", detail)
+    console.print(table)
+    if any(state != "up" for state, _ in states.values()):
+        raise typer.Exit(1)
+
+
+@app.command("migrate")
+def migrate_cmd() -> None:
+    """Prepare external infrastructure: database schema, Kafka topics, MQTT service accounts.
+
+    What `vigil stack up` does for the local stack, for brokers and databases Vigil does not run
+    (docker-compose, production). Safe to repeat.
+    """
+    from stack.kafka import ensure_topics
+    from stack.mosquitto import ensure_secrets
+    from vigil.broker_accounts import ADMIN_USERNAME, BrokerAccounts
+    from vigil.storage.schema import ensure_database, migrate
+
+    settings = _settings()
+    ensure_database(settings.database_url)
+    applied = migrate(settings.database_url, retention_days=settings.retention_days)
+    console.print(f"schema: {', '.join(applied) or 'current'}")
+    console.print(f"topics created: {', '.join(ensure_topics(settings)) or 'none, all present'}")
+    secrets = ensure_secrets(settings)
+    with BrokerAccounts(settings.mqtt_host, settings.mqtt_port, ADMIN_USERNAME, secrets.admin_password) as accounts:
+        accounts.ensure_default_deny()
+        accounts.ensure_ingest_account(secrets.ingest_password)
+    console.print("MQTT service accounts: ready")
+
+
+@app.command("run")
+def run_cmd(
+    only: Annotated[str, typer.Option(help="Comma-separated subset of the services")] = ",".join(SERVICES),
+) -> None:
+    """Run the services in the foreground until SIGINT/SIGTERM."""
+    from vigil.runner import run_foreground
+
+    settings = _settings()
+    configure_logging(settings.log_level)
+    try:
+        run_foreground([n.strip() for n in only.split(",") if n.strip()])
+    except ValueError as e:
+        console.print(f"[red]{e}[/red]")
+        raise typer.Exit(2) from e
+
+
+@app.command("demo")
+def demo_cmd(
+    stay_open: Annotated[bool, typer.Option("--stay-open/--exit", help="Keep the services up afterwards")] = True,
+) -> None:
+    """Stack up, every service, a simulated fleet with a leak and a tachycardia episode, a summary."""
+    from alerts.tokens import issue_token
+    from simulators.demo import DEMO_SCENARIOS, run_demo
+    from stack import manager
+
+    settings = _settings()
+    configure_logging("WARNING")
+    console.print("[bold]Vigil demo[/bold]: bringing the local stack up")
+    manager.up(settings, report=lambda name, state: console.print(f"  {name:<11} {state}"))
+    token = settings.admin_token or issue_token(settings.database_url, "admin", None)
+    counts = run_demo(settings, token, console=console, stay_open=stay_open)
+    if len(counts.alerts) < len(DEMO_SCENARIOS):
+        console.print(f"[red]expected {len(DEMO_SCENARIOS)} alerts, saw {len(counts.alerts)}[/red]")
+        raise typer.Exit(1)
+
+
+@token_app.command("create")
+def token_create(
+    role: Annotated[str, typer.Option(help="admin or care_manager")],
+    care_manager: Annotated[str | None, typer.Option("--care-manager", help="care manager id")] = None,
+) -> None:
+    """Print a new API token (only its hash is stored)."""
+    from alerts.tokens import issue_token
+
+    if role not in ("admin", "care_manager"):
+        console.print("[red]--role must be admin or care_manager[/red]")
+        raise typer.Exit(2)
+    if role == "care_manager" and not care_manager:
+        console.print("[red]--care-manager is required for the care_manager role[/red]")
+        raise typer.Exit(2)
+    sys.stdout.write(issue_token(_settings().database_url, role, care_manager) + "\n")

@@ -1,0 +1,42 @@
+"""Kafka topic names and partition counts: the meeting points between services."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from vigil.settings import Settings
+
+
+@dataclass(frozen=True, slots=True)
+class TopicSpec:
+    name: str
+    partitions: int
+    compacted: bool = False
+
+
+TELEMETRY = "vigil.telemetry"
+ALERTS = "vigil.alerts"
+DEAD_LETTERS = "vigil.deadletters"
+# Incidents the rules open (a leak lasting 20 minutes, a fall without getting up...), keyed by
+# member id: what the claims bridge turns into pre-filled claims.
+INCIDENTS = "vigil.incidents"
+# Care-plan changes keyed by member id, compacted: the latest plan of every member.
+CARE_PLANS = "vigil.care-plans"
+# Ingest's heartbeats (keyed by `ingest-<instance>`), stored by the stream worker: proof that the
+# pipeline was live, so that `device_offline` never mistakes Vigil's own downtime for a device's.
+HEARTBEATS = "vigil.heartbeats"
+HEARTBEAT_INTERVAL_S = 5
+# A longer pause between stored heartbeats means Vigil, or part of it, was down.
+HEARTBEAT_GAP_S = 30
+
+
+def topic_specs(settings: Settings) -> list[TopicSpec]:
+    """Every topic Vigil creates explicitly, with its partition count."""
+    return [
+        TopicSpec(TELEMETRY, settings.telemetry_partitions),
+        TopicSpec(ALERTS, 4),
+        TopicSpec(DEAD_LETTERS, 1),
+        TopicSpec(INCIDENTS, 4),
+        TopicSpec(CARE_PLANS, 1, compacted=True),
+        TopicSpec(HEARTBEATS, 1),
+    ]
