@@ -7,6 +7,7 @@
 - `store_dead_letters`: refusals from ingest -> the dead_letters table.
 - `store_heartbeats` (`streams.heartbeats`): ingest's heartbeats -> pipeline_heartbeats.
 - a task following the care-plans topic, so members' plans apply without a restart.
+- a timer that stops the worker if records were skipped inside the consumer (`commit_watch`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import faust
 from streams import faust_fixes, metrics
 from streams.batches import finish
 from streams.care_plans import CarePlans
+from streams.commit_watch import add_commit_watch
 from streams.database import RetryingSession
 from streams.detection import detect
 from streams.heartbeats import add_heartbeat_agent
@@ -81,23 +83,26 @@ def build_app(settings: Settings) -> faust.App:
     @app.agent(telemetry)
     async def process_telemetry(stream):
         async for values in stream.take(BATCH, within=BATCH_WAIT_S):
-            records = [json.loads(v) for v in values]
-            started = time.perf_counter()
-            inserted = await readings_db.run(lambda conn, rs=records: sinks.store_records(conn, rs))
-            metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
-            metrics.READINGS_STORED.inc(inserted)
-            # Judge nobody before the plans that existed at start-up are known.
-            await plans.ready.wait()
-            await finish(detect(records, table=device_state, plans=plans, send_alert=send_alert,
-                                send_incident=send_incident))
+            await finish(store_and_judge([json.loads(v) for v in values]))
+
+    async def store_and_judge(records: list[dict]) -> None:
+        started = time.perf_counter()
+        inserted = await readings_db.run(lambda conn: sinks.store_records(conn, records))
+        metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
+        metrics.READINGS_STORED.inc(inserted)
+        # Judge nobody before the plans that existed at start-up are known.
+        await plans.ready.wait()
+        await detect(records, table=device_state, plans=plans, send_alert=send_alert,
+                     send_incident=send_incident)
 
     @app.agent(dead_letters)
     async def store_dead_letters(stream):
         async for values in stream.take(1000, within=0.5):
             letters = [DeadLetter.model_validate_json(v) for v in values]
-            await letters_db.run(lambda conn, ls=letters: sinks.store_dead_letters(conn, ls))
+            await finish(letters_db.run(lambda conn, ls=letters: sinks.store_dead_letters(conn, ls)))
 
     add_heartbeat_agent(app, settings)
+    add_commit_watch(app)
     return app
 
 

@@ -14,6 +14,7 @@ import logging
 import faust
 import psycopg
 
+from streams.batches import finish
 from streams.database import RetryingSession
 from vigil.settings import Settings
 from vigil.topics import HEARTBEAT_GAP_S, HEARTBEATS
@@ -40,7 +41,7 @@ def add_heartbeat_agent(app: faust.App, settings: Settings) -> None:
         async for values in stream.take(HEARTBEAT_BATCH, within=1.0):
             components = sorted({c for c in map(_component, values) if c})
             if components:
-                await db.run(lambda conn, cs=components: record_heartbeats(conn, cs))
+                await finish(db.run(lambda conn, cs=components: record_heartbeats(conn, cs)))
 
 
 async def record_heartbeats(conn: psycopg.AsyncConnection, components: list[str]) -> None:

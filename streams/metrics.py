@@ -10,3 +10,5 @@ INCIDENTS = Counter("vigil_streams_incidents", "Incidents opened", ["kind"])
 READINGS_TOO_LATE = Counter("vigil_streams_readings_too_late",
                             "Readings older than the lateness allowance: stored, not judged")
 DETECT_ERRORS = Counter("vigil_streams_detect_errors", "Device batches whose judgement raised an error")
+COMMIT_HOLES = Counter("vigil_streams_commit_holes",
+                       "Checks that found a partition's next offset unacknowledged behind later ones")
