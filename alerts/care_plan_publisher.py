@@ -12,7 +12,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import AsyncIterator
 
+import psycopg
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
@@ -131,21 +133,42 @@ class KafkaCarePlanPublisher:
                 return
 
 
-async def publish_before_commit(publisher: CarePlanPublisher, event: CarePlanChanged, undone: str) -> CarePlanChanged:
-    """Publish a change whose transaction is still open, holding the member's row lock.
+class PlanOutbox:
+    """The care-plan change of one open transaction, published before the transaction commits."""
 
-    Committing only after Kafka's acknowledgement keeps the database and the topic in step: a 503
-    leaves both as they were, and concurrent changes of one member reach the topic in version order
-    (so compaction keeps the newest). `undone` says what the 503 left unchanged.
-    """
+    def __init__(self, publisher: CarePlanPublisher) -> None:
+        self._publisher = publisher
+        self.published: CarePlanChanged | None = None
+
+    async def publish(self, event: CarePlanChanged, undone: str) -> None:
+        """Publish while the transaction still holds the member's row lock.
+
+        Committing only after Kafka's acknowledgement keeps the database and the topic in step: a
+        503 leaves both as they were, and concurrent changes of one member reach the topic in
+        version order (so compaction keeps the newest). `undone` says what the 503 left unchanged.
+        """
+        try:
+            await self._publisher.publish(event)
+        except ServiceUnavailable as e:
+            raise ServiceUnavailable(f"{e}, so {undone}; try again shortly") from e
+        self.published = event
+
+
+@contextlib.asynccontextmanager
+async def plan_transaction(conn: psycopg.AsyncConnection, publisher: CarePlanPublisher
+                           ) -> AsyncIterator[PlanOutbox]:
+    """A database transaction whose care-plan change reaches Kafka before the commit."""
+    outbox = PlanOutbox(publisher)
     try:
-        await publisher.publish(event)
-    except ServiceUnavailable as e:
-        raise ServiceUnavailable(f"{e}, so {undone}; try again shortly") from e
-    return event
+        async with conn.transaction():
+            yield outbox
+    except psycopg.Error:
+        if outbox.published is not None:
+            _log_commit_failed(outbox.published)
+        raise
 
 
-def log_commit_failed(event: CarePlanChanged) -> None:
+def _log_commit_failed(event: CarePlanChanged) -> None:
     """The rare case the order above cannot rule out: acknowledged by Kafka, then the commit failed."""
     log.error(
         "care plan v%d of %s was published but the database did not commit it: the stream applies it "

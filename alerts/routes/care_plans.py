@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-import psycopg
 from fastapi import APIRouter, HTTPException
 from fastapi.exceptions import RequestValidationError
 
 from alerts.auth import Caller, check_member_visible
-from alerts.care_plan_publisher import log_commit_failed, publish_before_commit
+from alerts.care_plan_publisher import plan_transaction
 from alerts.care_plans import (
     effective_rules,
     next_plan,
@@ -59,25 +58,16 @@ async def put_care_plan(
     was changed (the database keeps the previous plan); send the same request again.
     """
     at = datetime.now(UTC)
-    async with pool.connection() as conn:
-        published = None
-        try:
-            async with conn.transaction():
-                row = await lock_care_plan(conn, member_id)
-                if row is None:
-                    raise HTTPException(404, f"no member has id {member_id!r}")
-                check_member_visible(caller, row["care_manager_id"])
-                if errors := override_errors(body.overrides, "overrides"):
-                    raise RequestValidationError(errors)
-                plan = next_plan(stored_plan(row["care_plan"]), body.overrides, body.note, at, caller)
-                await store_care_plan(conn, member_id, plan)
-                published = await publish_before_commit(
-                    care_plans, plan_changed(member_id, plan, at), "the care plan was not changed"
-                )
-        except psycopg.Error:
-            if published is not None:
-                log_commit_failed(published)
-            raise
+    async with pool.connection() as conn, plan_transaction(conn, care_plans) as outbox:
+        row = await lock_care_plan(conn, member_id)
+        if row is None:
+            raise HTTPException(404, f"no member has id {member_id!r}")
+        check_member_visible(caller, row["care_manager_id"])
+        if errors := override_errors(body.overrides, "overrides"):
+            raise RequestValidationError(errors)
+        plan = next_plan(stored_plan(row["care_plan"]), body.overrides, body.note, at, caller)
+        await store_care_plan(conn, member_id, plan)
+        await outbox.publish(plan_changed(member_id, plan, at), "the care plan was not changed")
     return CarePlan(member_id=member_id, **plan)
 
 

@@ -6,12 +6,11 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-import psycopg
 from fastapi import APIRouter, HTTPException
 from fastapi.exceptions import RequestValidationError
 
 from alerts.auth import Admin, Caller, check_member_visible
-from alerts.care_plan_publisher import log_commit_failed, publish_before_commit
+from alerts.care_plan_publisher import plan_transaction
 from alerts.care_plans import first_plan, override_errors, plan_changed, stored_plan
 from alerts.deps import CarePlans, Pool
 from alerts.registry import get_member, insert_member
@@ -41,21 +40,12 @@ async def create_member(body: MemberIn, caller: Admin, pool: Pool, care_plans: C
     member["id"] = body.id or f"mbr_{uuid.uuid4().hex[:16]}"
     plan = first_plan(body.care_plan, at, caller)
     member["care_plan"] = plan
-    async with pool.connection() as conn:
-        published = None
-        try:
-            async with conn.transaction():
-                row = await insert_member(conn, member)
-                if row is None:
-                    raise HTTPException(409, f"a member with id {member['id']!r} already exists")
-                if plan["version"]:
-                    published = await publish_before_commit(
-                        care_plans, plan_changed(member["id"], plan, at), "the member was not created"
-                    )
-        except psycopg.Error:
-            if published is not None:
-                log_commit_failed(published)
-            raise
+    async with pool.connection() as conn, plan_transaction(conn, care_plans) as outbox:
+        row = await insert_member(conn, member)
+        if row is None:
+            raise HTTPException(409, f"a member with id {member['id']!r} already exists")
+        if plan["version"]:
+            await outbox.publish(plan_changed(member["id"], plan, at), "the member was not created")
     return _member(row)
 
 
