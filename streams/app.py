@@ -12,11 +12,11 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 
 import faust
+import orjson
 
 from streams import faust_fixes, metrics
 from streams.batches import finish
@@ -83,7 +83,7 @@ def build_app(settings: Settings) -> faust.App:
     @app.agent(telemetry)
     async def process_telemetry(stream):
         async for values in stream.take(BATCH, within=BATCH_WAIT_S):
-            await finish(store_and_judge([json.loads(v) for v in values]))
+            await finish(store_and_judge([orjson.loads(v) for v in values]))
 
     async def store_and_judge(records: list[dict]) -> None:
         started = time.perf_counter()
