@@ -16,9 +16,18 @@ import typer
 from rich.console import Console
 
 from bench import ceilings
-from bench.end_to_end import BenchError, Pipeline, first_seq, new_run_id
+from bench.end_to_end import BenchError, Fleet, Pipeline, first_seq, new_run_id
 from bench.procfs import CpuMeter, cpu_count, memory_kb
-from bench.report import BenchReport, Memory, StageLatency, cpu_notes, per_message, render, summarize_latency
+from bench.report import (
+    BenchReport,
+    Memory,
+    StageLatency,
+    Throughput,
+    cpu_notes,
+    per_message,
+    render,
+    summarize_latency,
+)
 from vigil.logs import configure_logging
 from vigil.settings import ConfigError, Settings, get_settings
 
@@ -129,16 +138,11 @@ def _end_to_end(settings: Settings, report: BenchReport, pipeline: Pipeline, siz
         probe_s = pipeline.probe(fleet)
     report.notes.append(f"the probe message was stored {probe_s:.1f} s after it was published "
                         "(the stream worker's start-up)")
-    runs = []
-    for number, readings in enumerate((1, 10), start=1):
-        with console.status(f"{per_message(readings)}: publishing") as status:
-            def progress(stored: int, expected: int, status=status, readings=readings) -> None:
-                status.update(f"{per_message(readings)}: {stored:,} of {expected:,} stored")
-
-            runs.append(pipeline.throughput(fleet, meter.phase(per_message(readings)),
-                                            messages=sizes["messages"], readings=readings,
-                                            first_seq=first_seq(number), report_progress=progress))
-        report.throughput.append(runs[-1])
+    # The alert runs come straight after the single-reading run, before the 10-reading one: that
+    # run leaves every device with about 1,500 readings inside the 2-minute lateness allowance, and
+    # a half-load run started within those 2 minutes would measure rewriting those states instead.
+    runs = [_throughput(pipeline, meter, fleet, sizes, readings=1, number=1)]
+    report.throughput.append(runs[-1])
     with console.status("alert latency, idle"):
         report.alerts.append(pipeline.alert_latency(fleet, meter.phase("alerts idle"), label="idle",
                                                     leaks=fleet.idle_leaks, background_per_s=0.0, duration_s=0.0,
@@ -148,7 +152,18 @@ def _end_to_end(settings: Settings, report: BenchReport, pipeline: Pipeline, siz
         report.alerts.append(pipeline.alert_latency(fleet, meter.phase("alerts, half load"), label="half load",
                                                     leaks=fleet.loaded_leaks, background_per_s=half,
                                                     duration_s=sizes["load_seconds"], first_seq=first_seq(4)))
+    report.throughput.append(_throughput(pipeline, meter, fleet, sizes, readings=10, number=2))
     report.memory = _memory(settings, pipeline)
+
+
+def _throughput(pipeline: Pipeline, meter: CpuMeter, fleet: Fleet, sizes: dict, *, readings: int,
+                number: int) -> Throughput:
+    with console.status(f"{per_message(readings)}: publishing") as status:
+        def progress(stored: int, expected: int) -> None:
+            status.update(f"{per_message(readings)}: {stored:,} of {expected:,} stored")
+
+        return pipeline.throughput(fleet, meter.phase(per_message(readings)), messages=sizes["messages"],
+                                   readings=readings, first_seq=first_seq(number), report_progress=progress)
 
 
 def _clean_up(settings: Settings, run_id: str) -> dict[str, int]:
