@@ -41,7 +41,9 @@ class DeviceState:
             "watermark_ms": self.watermark_ms,
             "settled_ms": self.settled_ms,
             "checkpoint": self.checkpoint,
-            "buffer": [list(r) for r in self.buffer],
+            # Tuples as they are: JSON writes them as arrays, and the table's in-memory copy keeps
+            # them, so the next batch need not convert a busy device's thousand-odd readings again.
+            "buffer": self.buffer,
             "announced": dict(self.announced),
             "told": {kind: list(known) for kind, known in self.told.items()},
             "rules_digest": self.rules_digest,
@@ -58,12 +60,19 @@ class DeviceState:
             watermark_ms=data["watermark_ms"],
             settled_ms=data["settled_ms"],
             checkpoint=data["checkpoint"],
-            buffer=[(int(ts), metric, float(value)) for ts, metric, value in data["buffer"]],
+            buffer=_readings(data["buffer"]),
             announced=dict(data["announced"]),
             told={kind: list(known) for kind, known in data["told"].items()},
             rules_digest=data.get("rules_digest"),
             head=data.get("head"),
         )
+
+
+def _readings(saved: list) -> list[Reading]:
+    """The buffer of a saved state: as kept in memory (tuples), or as read back from JSON (lists)."""
+    if not saved or isinstance(saved[0], tuple):
+        return list(saved)
+    return [(int(ts), metric, float(value)) for ts, metric, value in saved]
 
 
 def _from_first_version(data: dict) -> DeviceState:

@@ -74,6 +74,18 @@ def test_round_trip_is_lossless(cut):
     assert restored.to_dict() == state.to_dict()
 
 
+def test_the_tables_in_memory_copy_reads_back_the_same_without_sharing_the_buffer():
+    state = DeviceState()
+    judge(state, SCENARIO[:200])
+    saved = state.to_dict()
+
+    restored = DeviceState.from_dict(saved)
+    restored.buffer.append((0, "battery", 1.0))
+
+    assert DeviceState.from_dict(saved) == state
+    assert restored.buffer[:-1] == state.buffer
+
+
 def test_nothing_stored_is_a_fresh_state():
     assert DeviceState.from_dict(None) == DeviceState()
     assert DeviceState.from_dict({}) == DeviceState()
