@@ -1,7 +1,7 @@
 """Corrections to faust-streaming 0.15.3's offset bookkeeping and recovery, without which a
 restarted or rebalanced worker can skip records it never processed.
 
-Both were seen here as lost telemetry after a stream worker was killed and restarted mid-stream.
+Each was seen here as lost telemetry after a stream worker was killed and restarted mid-stream.
 
 1. **Stream partitions resumed before the seek.** When a worker finishes table recovery
    (`Recovery.on_recovery_completed`, or `_resume_streams` when there was nothing to recover), it
