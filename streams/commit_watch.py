@@ -22,6 +22,7 @@ from typing import Any
 
 import faust
 
+from streams.faust_fixes import hole_at_head
 from streams.metrics import COMMIT_HOLES
 
 log = logging.getLogger(__name__)
@@ -33,8 +34,7 @@ _EXIT_STALLED = 75
 def holes(acked: Mapping[Any, Sequence[int]], committed: Mapping[Any, int | None]) -> dict[Any, int]:
     """Partitions whose next record to commit is missing while later ones were acknowledged,
     with the committed offset they are stuck at."""
-    return {tp: committed[tp] for tp, offsets in acked.items()
-            if offsets and committed.get(tp) is not None and min(offsets) > committed[tp]}
+    return {tp: committed[tp] for tp, offsets in acked.items() if hole_at_head(offsets, committed.get(tp))}
 
 
 class HoleWatch:

@@ -26,7 +26,7 @@ the next rebalance or restart, which the idempotent sinks absorb.
 from __future__ import annotations
 
 import functools
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from faust.tables.recovery import Recovery
@@ -36,10 +36,13 @@ _original_new_offset = Consumer._new_offset
 _PATCHED = "_vigil_resumes_after_seek"
 
 
+def hole_at_head(acked: Sequence[int], committed: int | None) -> bool:
+    """Whether the next offset to commit is unacknowledged while later ones are acknowledged."""
+    return bool(acked) and committed is not None and min(acked) > committed
+
+
 def _new_offset(self: Consumer, tp: Any) -> int | None:
-    acked = self._acked[tp]
-    committed = self._committed_offset[tp]
-    if acked and committed is not None and min(acked) > committed:
+    if hole_at_head(self._acked[tp], self._committed_offset[tp]):
         return None  # the next record to commit has not been acknowledged yet
     return _original_new_offset(self, tp)
 
@@ -62,10 +65,8 @@ def _resume_partitions_last(method: Callable[..., Awaitable[None]]) -> Callable[
         consumer.resume_partitions = held.append  # shadows the method for this step only
         try:
             await method(self, *args, **kwargs)
-        except BaseException:
+        finally:
             del consumer.resume_partitions
-            raise
-        del consumer.resume_partitions
         for partitions in held:
             consumer.resume_partitions(partitions)
 
