@@ -8,16 +8,20 @@ from __future__ import annotations
 
 import os
 
+# Two checkouts on one machine run their suites side by side by giving each its own offset, database
+# and state folder (VIGIL_TEST_PORT_OFFSET, VIGIL_TEST_DATABASE_URL, VIGIL_TEST_STATE_DIR).
+_OFFSET = int(os.environ.get("VIGIL_TEST_PORT_OFFSET", "0"))
+
 TEST_ENV = {
-    "VIGIL_MQTT_URL": "mqtt://127.0.0.1:11884",
-    "VIGIL_KAFKA_BOOTSTRAP": "127.0.0.1:19092",
+    "VIGIL_MQTT_URL": f"mqtt://127.0.0.1:{11884 + _OFFSET}",
+    "VIGIL_KAFKA_BOOTSTRAP": f"127.0.0.1:{19092 + _OFFSET}",
     "DATABASE_URL": os.environ.get("VIGIL_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/vigil_test"),
-    "VIGIL_API_PORT": "18080",
+    "VIGIL_API_PORT": str(18080 + _OFFSET),
     "VIGIL_ADMIN_TOKEN": "test-admin-token-0123456789",
     # One fixed place for every checkout, so a run stops what an interrupted earlier run left behind.
     "VIGIL_STATE_DIR": os.environ.get("VIGIL_TEST_STATE_DIR", "/tmp/vigil-test-stack"),
-    "VIGIL_INGEST_METRICS_PORT": "19101",
-    "VIGIL_STREAMS_METRICS_PORT": "19102",
+    "VIGIL_INGEST_METRICS_PORT": str(19101 + _OFFSET),
+    "VIGIL_STREAMS_METRICS_PORT": str(19102 + _OFFSET),
     "VIGIL_TELEMETRY_PARTITIONS": "4",
     "VIGIL_LOG_LEVEL": "INFO",
 }

@@ -63,6 +63,8 @@ def migrate(database_url: str, *, retention_days: int) -> list[str]:
                      if timescale else _migration_sql("0002_readings_plain.sql")),
                     ("0003_alert_indexes", _migration_sql("0003_alert_indexes.sql")),
                     ("0004_device_liveness", _migration_sql("0004_device_liveness.sql")),
+                    ("0005_message_digests", _migration_sql("0005_message_digests.sql")),
+                    ("0006_token_lifetimes", _migration_sql("0006_token_lifetimes.sql")),
                 ]
                 for name, body in steps:
                     if name in done:

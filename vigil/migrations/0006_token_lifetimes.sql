@@ -1,0 +1,2 @@
+-- Filled in by the token work: token expiry and revocation.
+SELECT 1;
