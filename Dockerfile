@@ -1,7 +1,7 @@
 # syntax=docker/dockerfile:1
 # One image for every Vigil service; docker-compose.yml picks the service with the command:
-#   vigil run --only ingest|streams|api     one service per container
-#   vigil migrate                           applies the database schema, then exits
+#   vigil run --only ingest|streams|api|scheduler     one service per container
+#   vigil migrate                                     applies the database schema, then exits
 ARG PYTHON_IMAGE=python:3.11-slim
 
 # --- build: install the project and its dependencies into a virtualenv -------------------------

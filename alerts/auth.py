@@ -10,7 +10,7 @@ from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from alerts.deps import Pool
-from alerts.tokens import find_token, token_digest
+from alerts.tokens import find_token, refusal, token_digest
 
 _bearer = HTTPBearer(auto_error=False, description="An API token from `vigil token create`.")
 
@@ -42,7 +42,8 @@ async def authenticate(
     pool: Pool,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
-    """The caller behind the `Authorization: Bearer` header, or 401."""
+    """The caller behind the `Authorization: Bearer` header, or 401; looked up on every request, so a
+    token revoked or expired a moment ago is refused now (the environment's admin token never expires)."""
     if credentials is None or not credentials.credentials:
         raise _unauthorized("an API token is required: Authorization: Bearer <token>")
     token = credentials.credentials
@@ -51,16 +52,12 @@ async def authenticate(
     if admin_token and hmac.compare_digest(token.encode(), admin_token.encode()):
         return Principal("admin")
     async with pool.connection() as conn:
-        found = await find_token(conn, token_digest(token))
-    if found is None:
-        raise _unauthorized("the API token is unknown or revoked")
-    role, care_manager_id = found
-    if role == "admin":
+        stored = await find_token(conn, token_digest(token))
+    if reason := refusal(stored):  # None too: an unknown token
+        raise _unauthorized(reason)
+    if stored.role == "admin":
         return Principal("admin")
-    if not care_manager_id:
-        # Only hand-made rows lack it (`issue_token` refuses); such a token must not see everyone.
-        raise _unauthorized("this care manager token names no care manager; issue a new one")
-    return Principal("care_manager", care_manager_id)
+    return Principal("care_manager", stored.care_manager_id)
 
 
 async def require_admin(principal: Annotated[Principal, Depends(authenticate)]) -> Principal:

@@ -6,9 +6,11 @@ import asyncio
 import logging
 from collections.abc import Mapping
 
+import psycopg
 from psycopg_pool import AsyncConnectionPool
 
 from alerts.ports import HealthProbe
+from vigil.topics import HEARTBEAT_GAP_S
 
 log = logging.getLogger(__name__)
 PROBE_TIMEOUT_S = 2.0
@@ -34,6 +36,28 @@ def database_probe(pool: AsyncConnectionPool) -> HealthProbe:
         async with pool.connection(timeout=PROBE_TIMEOUT_S) as conn:
             await conn.execute("SELECT 1")
         return True
+
+    return probe
+
+
+def pipeline_probe(database_url: str, *, max_silence_s: float = HEARTBEAT_GAP_S) -> HealthProbe:
+    """Up when an ingest heartbeat was stored within `max_silence_s`: devices' messages flow now.
+
+    A heartbeat is stored only after ingest's probe went round its MQTT message loop and the record
+    crossed Kafka and the stream worker, so a stuck or dead ingest, or a worker that stores nothing,
+    shows here as down; a TCP probe of the broker would still say up. The same gap tells the
+    scheduler not to count devices' silence (`alerts.offline.pipeline_live_since`).
+    Its own connection: a busy API pool must not make the pipeline look down.
+    """
+
+    async def probe() -> bool:
+        async with await psycopg.AsyncConnection.connect(database_url, connect_timeout=int(PROBE_TIMEOUT_S),
+                                                         autocommit=True) as conn:
+            cur = await conn.execute(
+                "SELECT EXISTS (SELECT 1 FROM pipeline_heartbeats"
+                " WHERE last_at > now() - make_interval(secs => %s))", (max_silence_s,))
+            row = await cur.fetchone()
+        return bool(row and row[0])
 
     return probe
 

@@ -7,9 +7,20 @@ from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal
 from zoneinfo import available_timezones
 
-from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, StrictBool, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    StrictBool,
+    ValidationInfo,
+    computed_field,
+    field_validator,
+)
 
-from alerts.timefmt import utc_text
+from alerts.storable import unstorable
+from alerts.timefmt import FullDate, utc_text
+from vigil.broker_accounts import client_id
 from vigil.telemetry import DEVICE_ID_PATTERN
 
 AlertType = Literal[
@@ -56,6 +67,18 @@ class _Input(BaseModel):
     # A misspelt field ("consents") is refused by name rather than silently ignored.
     model_config = ConfigDict(extra="forbid")
 
+    @field_validator("*")
+    @classmethod
+    def _storable(cls, value: Any, info: ValidationInfo) -> Any:
+        """Every field of every body, present and future: what PostgreSQL would refuse is a 422 naming it.
+
+        Nested bodies (`policy`) check their own fields; this sees the strings, lists and free-form
+        JSON (`care_plan`), keys included.
+        """
+        if problem := unstorable(value, info.field_name or ""):
+            raise ValueError(problem)
+        return value
+
 
 class Policy(_Input):
     number: ShortText
@@ -81,7 +104,7 @@ class MemberIn(_Input):
 
     id: Identifier | None = None
     name: ShortText
-    birth_date: date | None = None
+    birth_date: FullDate | None = None
     phone: Phone | None = None
     email: Email | None = None
     address: Annotated[str, Field(max_length=500)] | None = None
@@ -125,10 +148,18 @@ class DeviceIn(_Input):
     _device_id_free = field_validator("device_id")(_not_reserved)
 
 
+_CLIENT_ID_DOC = "the MQTT client id to connect with; the broker refuses this login under any other"
+
+
 class Device(DeviceIn):
     enabled: bool
     mqtt_username: str
     created_at: UtcDatetime
+
+    @computed_field(description=_CLIENT_ID_DOC)
+    @property
+    def mqtt_client_id(self) -> str:
+        return client_id(self.mqtt_username)
 
 
 class DeviceCredentials(Device):
@@ -151,6 +182,11 @@ class GatewayCredentials(GatewayIn):
     mqtt_username: str
     mqtt_password: str
     created_at: UtcDatetime
+
+    @computed_field(description=_CLIENT_ID_DOC)
+    @property
+    def mqtt_client_id(self) -> str:
+        return client_id(self.mqtt_username)
 
 
 class Reading(BaseModel):

@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from alerts.app import create_app
 from alerts.care_plan_publisher import KafkaCarePlanPublisher
 from alerts.consumer import AlertConsumer
-from alerts.health import tcp_probe
+from alerts.health import pipeline_probe, tcp_probe
 from stack.mosquitto import ensure_secrets
 from vigil.broker_accounts import ADMIN_USERNAME, BrokerAccountError, BrokerAccounts
 from vigil.settings import Settings
@@ -73,6 +73,8 @@ def build_app(settings: Settings) -> FastAPI:
         "alert_consumer": consumer.probe,
         "care_plan_producer": care_plans.probe,
         "mqtt": tcp_probe(settings.mqtt_host, settings.mqtt_port),
+        # Device messages flowing end to end, not just a listening broker.
+        "pipeline": pipeline_probe(settings.database_url),
     }
     return create_app(
         settings,

@@ -7,6 +7,7 @@ Every statement is safe to repeat, so a redelivered event changes nothing.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
@@ -159,7 +160,7 @@ async def list_alerts(
     return await fetch_all(conn, query.format(sql.SQL(" AND ").join(where)), [*params, limit])
 
 
-async def get_alert(conn: AsyncConnection, alert_id: str) -> dict[str, Any] | None:
+async def get_alert(conn: AsyncConnection, alert_id: uuid.UUID | str) -> dict[str, Any] | None:
     """One alert with its member's care manager (`care_manager_id`) for the access check."""
     return await fetch_one(
         conn,

@@ -30,7 +30,13 @@ from psycopg import sql
 
 from bench.load import HOME_SAMPLE, Login, PayloadMaker, Publishers, PublishJob, connect, encode, share, split
 from bench.report import Ceiling, per_message
-from vigil.broker_accounts import ADMIN_USERNAME, INGEST_SUBSCRIPTION, INGEST_USERNAME, BrokerAccounts
+from vigil.broker_accounts import (
+    ADMIN_USERNAME,
+    INGEST_SUBSCRIPTION,
+    INGEST_USERNAME,
+    BrokerAccounts,
+    ingest_client_id,
+)
 from vigil.settings import Settings
 from vigil.storage import sinks
 from vigil.telemetry import RegisteredDevice, TelemetryRecord
@@ -162,7 +168,8 @@ def detach_ingest_session(settings: Settings, ingest_password: str) -> bool:
         done.set()
 
     # manual_ack and a receive maximum of 1: anything the session had queued stays queued for ingest.
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"vigil-ingest-{settings.ingest_instance}",
+    client = mqtt.Client(CallbackAPIVersion.VERSION2,
+                         client_id=ingest_client_id(ingest_password, settings.ingest_instance),
                          protocol=MQTTProtocolVersion.MQTTv5, manual_ack=True)
     client.username_pw_set(INGEST_USERNAME, ingest_password)
     client.on_connect = on_connect
@@ -207,9 +214,8 @@ def broker_fan_in(settings: Settings, run_id: str, *, admin_password: str, inges
         results = publishers.results(timeout_s=messages / 200 + 120)
         arrived = counter.wait(messages, idle_s=15)
         login = logins[0]
-        client = connect(settings.mqtt_host, settings.mqtt_port, Login(
-            client_id=f"{login.client_id}-rtt", username=login.username, password=login.password,
-            device_ids=login.device_ids), window=10)
+        # Its login's own client id (the broker allows no other): its publisher has exited.
+        client = connect(settings.mqtt_host, settings.mqtt_port, login, window=10)
         try:
             round_trips = counter.round_trips(client, login.device_ids[0], samples=20)
         finally:
@@ -416,7 +422,7 @@ async def _store_all(database_url: str, batches: Sequence[list[dict]]) -> tuple[
         started = time.perf_counter()
         inserted = 0
         for batch in batches:
-            inserted += await sinks.store_records(conn, batch)
+            inserted += (await sinks.store_records(conn, batch)).readings
         return inserted, time.perf_counter() - started
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from pydantic import ValidationError
 
+from ingest.decoding import decode_json
 from vigil.telemetry import (
     MAX_FUTURE_S,
     MAX_PAYLOAD_BYTES,
@@ -25,6 +26,9 @@ from vigil.telemetry import (
     to_ms,
 )
 
+# Control characters in device-chosen text (field names) as `\x00`, like repr shows them.
+_ESCAPED_CONTROLS = {c: f"\\x{c:02x}" for c in (*range(0x20), 0x7F)}
+
 
 @dataclass(slots=True)
 class Verdict:
@@ -34,10 +38,35 @@ class Verdict:
     dead_letters: list[DeadLetter] = field(default_factory=list)
 
 
+def failed(topic: str, payload: bytes, *, now_ms: int, error: BaseException) -> Verdict:
+    """The verdict on a message whose handling raised: refused as `internal_error`, naming the error.
+
+    Whatever went wrong is recorded with the message instead of killing the MQTT loop, and the
+    message is acknowledged once the dead letter is in Kafka, so it is not redelivered to fail again.
+    """
+    detail = f"ingest could not handle this message: {type(error).__name__}: {error}"[:1000]
+    return _refused(topic, payload, now_ms, "internal_error", detail, _topic_device(topic))
+
+
+def _topic_device(topic: str) -> str | None:
+    match = TOPIC_RE.match(topic)
+    return match.group(1) if match else None
+
+
+def _refused(topic: str, payload: bytes, now_ms: int, reason: str, detail: str,
+             device_id: str | None = None, seq: int | None = None) -> Verdict:
+    text = payload[:4096].decode("utf-8", errors="replace")
+    # A lone surrogate (from an exception's text, say) could not be encoded for Kafka at all.
+    detail = detail.encode("utf-8", errors="replace").decode("utf-8")
+    return Verdict(None, [DeadLetter(received_at_ms=now_ms, reason=reason, detail=detail, topic=topic,
+                                     device_id=device_id, seq=seq, payload=text)])
+
+
 def _first_error(e: ValidationError) -> tuple[str, str]:
     err = e.errors()[0]
     where = ".".join(str(p) for p in err["loc"]) or "payload"
-    return where, err["msg"]
+    # A field name is the device's text: show control characters (NUL...) escaped, as repr would.
+    return where.translate(_ESCAPED_CONTROLS), err["msg"]
 
 
 def judge(
@@ -51,21 +80,17 @@ def judge(
     """Validate one message per CONTRACT.md section 2."""
 
     def refuse(reason: str, detail: str, device_id: str | None = None, seq: int | None = None) -> Verdict:
-        text = payload[:4096].decode("utf-8", errors="replace")
-        return Verdict(None, [DeadLetter(received_at_ms=now_ms, reason=reason, detail=detail, topic=topic,
-                                         device_id=device_id, seq=seq, payload=text)])
+        return _refused(topic, payload, now_ms, reason, detail, device_id, seq)
 
-    match = TOPIC_RE.match(topic)
-    topic_device = match.group(1) if match else None
+    topic_device = _topic_device(topic)
     if len(payload) > MAX_PAYLOAD_BYTES:
         return refuse("oversize", f"payload is {len(payload)} bytes, the limit is {MAX_PAYLOAD_BYTES}",
                       topic_device)
     if topic_device is None:
         return refuse("bad_topic", "topic must be devices/{device_id}/telemetry")
     try:
-        # Decode first: json.loads on bytes would also accept UTF-16 and UTF-32; the contract says UTF-8.
-        raw = json.loads(payload.decode("utf-8-sig"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raw = decode_json(payload)
+    except ValueError as e:
         return refuse("invalid_json", f"not UTF-8 JSON: {e}", topic_device)
     if not isinstance(raw, dict):
         return refuse("schema", "payload: must be a JSON object", topic_device)

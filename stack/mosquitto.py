@@ -10,6 +10,7 @@ import glob
 import json
 import os
 import pwd
+import resource
 import secrets
 import shutil
 import subprocess
@@ -28,6 +29,9 @@ from vigil.broker_accounts import (
 from vigil.settings import Settings
 
 START_TIMEOUT_S = 10
+# Devices and gateways each hold one connection; the compose configuration uses the same number.
+MAX_CONNECTIONS = 10_000
+_RESERVED_FILES = 64
 _LOOPBACK = ("127.0.0.1", "localhost", "::1")
 _PLUGIN_PATHS = (
     "/usr/lib/*/mosquitto_dynamic_security.so",
@@ -123,8 +127,21 @@ def _write_config(settings: Settings, folder: Path) -> Path:
     host = "127.0.0.1" if settings.mqtt_host == "localhost" else settings.mqtt_host
     conf = folder / "mosquitto.conf"
     conf.write_text(template.substitute(user=pwd.getpwuid(os.geteuid()).pw_name, host=host,
-                                        port=settings.mqtt_port, plugin=_plugin(), folder=folder))
+                                        port=settings.mqtt_port, plugin=_plugin(), folder=folder,
+                                        max_connections=max_connections()))
     return conf
+
+
+def max_connections() -> int:
+    """The broker's connection limit: MAX_CONNECTIONS, or less when the open-file limit is lower.
+
+    Past the open-file limit Mosquitto cannot accept at all; a limit it knows refuses cleanly and
+    leaves descriptors for its log, persistence file and the admin's own connection.
+    """
+    soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return MAX_CONNECTIONS
+    return max(1, min(MAX_CONNECTIONS, soft - _RESERVED_FILES))
 
 
 def _init_dynsec(folder: Path, admin_password: str) -> None:

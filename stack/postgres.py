@@ -89,7 +89,7 @@ def up(settings: Settings) -> str:
         _start_owned(settings)
         state = "started"
     ensure_database(settings.database_url)
-    migrate(settings.database_url, retention_days=settings.retention_days)
+    migrate(settings.database_url, retention_days=settings.retention_days, timescale=settings.timescale)
     return state
 
 

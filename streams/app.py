@@ -1,10 +1,15 @@
 """The Faust application: thin agents over Kafka topics around the storage and detection core.
 
 - `process_telemetry`: each batch of telemetry records is stored (COPY, idempotent on
-  (device_id, seq)), then judged by the rules over per-device state in a table; alert changes go
+  (device_id, seq); a seq sent again with other readings becomes a `seq_reused` dead letter),
+  then judged by the rules over per-device state in a table; alert changes go
   to the alerts topic, incidents to the incidents topic. One agent for both keeps Faust's
-  per-event cost paid once, and an alert is never raised for readings not yet stored.
+  per-event cost paid once, and an alert is never raised for readings not yet stored; a reading
+  behind the lateness allowance is judged against the stored readings of its window, read back
+  on the same connection (`streams.stored_readings`).
 - `store_dead_letters`: refusals from ingest -> the dead_letters table.
+- Both decode each record on its own (`streams.records`) and write through `RetryingSession`: a
+  record that cannot be read or a row the database refuses becomes a dead letter, never a jam.
 - `store_heartbeats` (`streams.heartbeats`): ingest's heartbeats -> pipeline_heartbeats.
 - a task following the care-plans topic, so members' plans apply without a restart.
 - a timer that stops the worker if records were skipped inside the consumer (`commit_watch`).
@@ -14,17 +19,18 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterable
 
 import faust
-import orjson
 
-from streams import faust_fixes, metrics
+from streams import faust_fixes, metrics, stored_readings
 from streams.batches import finish
 from streams.care_plans import CarePlans
 from streams.commit_watch import add_commit_watch
 from streams.database import RetryingSession
 from streams.detection import detect
 from streams.heartbeats import add_heartbeat_agent
+from streams.records import decode_dead_letters, decode_telemetry
 from vigil.settings import Settings
 from vigil.storage import sinks
 from vigil.telemetry import DeadLetter
@@ -83,23 +89,38 @@ def build_app(settings: Settings) -> faust.App:
     @app.agent(telemetry)
     async def process_telemetry(stream):
         async for values in stream.take(BATCH, within=BATCH_WAIT_S):
-            await finish(store_and_judge([orjson.loads(v) for v in values]))
+            await finish(store_and_judge(values))
 
-    async def store_and_judge(records: list[dict]) -> None:
+    async def store_and_judge(values: list[bytes]) -> None:
+        now_ms = int(time.time() * 1000)
+        records, bad = decode_telemetry(values, topic=TELEMETRY, now_ms=now_ms)
         started = time.perf_counter()
-        inserted = await readings_db.run(lambda conn: sinks.store_records(conn, records))
+        # A batch the database refuses for its content is written again row by row (never retried).
+        stored = await readings_db.run(
+            lambda conn: sinks.store_records(conn, records, bad),
+            refused=lambda conn: sinks.store_records_singly(conn, records, bad, now_ms=now_ms))
         metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
-        metrics.READINGS_STORED.inc(inserted)
+        metrics.READINGS_STORED.inc(stored.readings)
+        _count_letters([*bad, *stored.letters], stored.lost)
         # Judge nobody before the plans that existed at start-up are known.
         await plans.ready.wait()
-        await detect(records, table=device_state, plans=plans, send_alert=send_alert,
-                     send_incident=send_incident)
+        await detect(stored.records, table=device_state, plans=plans, send_alert=send_alert,
+                     send_incident=send_incident, read_stored=read_stored)
+
+    async def read_stored(wanted):
+        """Stragglers' windows, read on the agent's connection after their batch is stored."""
+        return await readings_db.run(lambda conn: stored_readings.read_windows(conn, wanted))
 
     @app.agent(dead_letters)
     async def store_dead_letters(stream):
         async for values in stream.take(1000, within=0.5):
-            letters = [DeadLetter.model_validate_json(v) for v in values]
-            await finish(letters_db.run(lambda conn, ls=letters: sinks.store_dead_letters(conn, ls)))
+            now_ms = int(time.time() * 1000)
+            letters, bad = decode_dead_letters(values, topic=DEAD_LETTERS, now_ms=now_ms)
+            batch = [*letters, *bad]
+            stored = await finish(letters_db.run(
+                lambda conn, b=batch: sinks.store_dead_letters(conn, b),
+                refused=lambda conn, b=batch, t=now_ms: sinks.store_dead_letters_singly(conn, b, now_ms=t)))
+            _count_letters([*bad, *stored.letters], stored.lost)
 
     add_heartbeat_agent(app, settings)
     add_commit_watch(app)
@@ -108,3 +129,11 @@ def build_app(settings: Settings) -> faust.App:
 
 async def _no_prepare(_conn) -> None:
     return None
+
+
+def _count_letters(raised: Iterable[DeadLetter], lost: int) -> None:
+    """Count the dead letters the worker raised itself, and the rows it had to drop."""
+    for letter in raised:
+        metrics.DEAD_LETTERS.labels(letter.reason).inc()
+    if lost:
+        metrics.UNSTORABLE.inc(lost)

@@ -1,8 +1,11 @@
-"""A database session for a stream agent that retries until the write lands.
+"""A database session for a stream agent: what can pass later is retried, what cannot is handed back.
 
 Faust's `take()` acknowledges a batch in a `finally`, even when the loop body raises, so a write
-must never escape the body unfinished: it is retried here, forever, with backoff (and finished
-before a stopping worker acknowledges, see `streams.batches`).
+must never escape the body unfinished. An error that may pass on a later attempt (a lost
+connection, a shutdown, a deadlock, too many connections...) is retried, forever, with backoff:
+the batch waits for the database. An error about the rows themselves (a NUL in text, a number out
+of range, a violated constraint) would be raised again on every attempt, so it is not retried: the
+caller's fallback writes the batch row by row and records what is still refused.
 """
 
 from __future__ import annotations
@@ -12,13 +15,23 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 import psycopg
-from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential
+from psycopg.pq import TransactionStatus
+from tenacity import AsyncRetrying, retry_if_exception, wait_exponential
 
 from streams import metrics
 from streams.batches import finish
+from vigil.storage import CONTENT_ERRORS, refused_for_content
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+Work = Callable[[psycopg.AsyncConnection], Awaitable[T]]
+
+
+def transient(exc: BaseException) -> bool:
+    """True for a failure that a later attempt may not meet: everything else the database or the
+    network raises. Schema or permission errors count here too: an operator can fix them, and the
+    batch must wait for that rather than be dropped."""
+    return isinstance(exc, (psycopg.Error, OSError)) and not refused_for_content(exc)
 
 
 class RetryingSession:
@@ -35,15 +48,19 @@ class RetryingSession:
             await self._prepare(self._conn)
         return self._conn
 
-    async def _attempts(self, work: Callable[[psycopg.AsyncConnection], Awaitable[T]]) -> T:
-        async for attempt in AsyncRetrying(retry=retry_if_exception_type((psycopg.Error, OSError)),
+    async def _attempts(self, work: Work[T]) -> T:
+        async for attempt in AsyncRetrying(retry=retry_if_exception(transient),
                                            wait=wait_exponential(multiplier=0.2, max=5),
                                            before_sleep=self._on_retry):
             with attempt:
+                conn = await self._connection()
                 try:
-                    return await work(await self._connection())
-                except (psycopg.Error, OSError):
-                    await self._discard()
+                    return await work(conn)
+                except Exception as e:
+                    # A refused row leaves the connection idle and usable (its transaction was rolled
+                    # back); anything else may have left it in an unknown state.
+                    if not refused_for_content(e) or conn.info.transaction_status != TransactionStatus.IDLE:
+                        await self._discard()
                     raise
         raise AssertionError("unreachable")
 
@@ -60,5 +77,18 @@ class RetryingSession:
         log.warning("database write failed (attempt %d), retrying: %s", state.attempt_number,
                     state.outcome.exception())
 
-    async def run(self, work: Callable[[psycopg.AsyncConnection], Awaitable[T]]) -> T:
-        return await finish(self._attempts(work))
+    async def _attempts_or_fallback(self, work: Work[T], refused: Work[T] | None) -> T:
+        try:
+            return await self._attempts(work)
+        except CONTENT_ERRORS as e:
+            if refused is None:
+                raise
+            metrics.STORE_FALLBACKS.inc()
+            log.warning("the database refused a batch for its content (%s); writing it row by row",
+                        str(e).splitlines()[0] if str(e) else type(e).__name__)
+            return await self._attempts(refused)
+
+    async def run(self, work: Work[T], *, refused: Work[T] | None = None) -> T:
+        """Run `work` until it commits; if the database refuses its rows, run `refused` instead
+        (a fallback that must itself never be refused, e.g. one row at a time, recording refusals)."""
+        return await finish(self._attempts_or_fallback(work, refused))

@@ -3,6 +3,10 @@
 State is read from and written back to the Faust table once per device per batch; alert changes
 and incidents are on Kafka before the state that remembers them is saved, so a crash in between
 repeats them (harmless: their ids are natural keys) rather than losing them.
+
+Readings older than a device's settled time (stragglers) are judged against the stored readings
+of their window (`streams.rules.stragglers`): the windows of the whole batch are read back in one
+query, before any device is judged, and only for a batch that holds a straggler.
 """
 
 from __future__ import annotations
@@ -10,19 +14,23 @@ from __future__ import annotations
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 
 from streams import metrics
 from streams.care_plans import CarePlans
-from streams.rules.evaluate import judge_device
+from streams.rules.evaluate import judge_device, late_windows
 from streams.rules.state import DeviceState
+from streams.rules.stragglers import Window
 
 log = logging.getLogger(__name__)
 Send = Callable[[bytes, bytes], Awaitable[None]]
+Reading = tuple[int, str, float]
+# Reads the stored readings of (device id, window) pairs: device id -> its readings.
+ReadStored = Callable[[Sequence[tuple[str, Window]]], Awaitable[dict[str, list[Reading]]]]
 
 
 async def detect(records: Iterable[dict], *, table, plans: CarePlans, send_alert: Send,
-                 send_incident: Send) -> None:
+                 send_incident: Send, read_stored: ReadStored | None = None) -> None:
     """Judge a batch of telemetry records (dicts shaped like TelemetryRecord)."""
     by_device: dict[str, list] = defaultdict(list)
     members: dict[str, str] = {}
@@ -30,14 +38,21 @@ async def detect(records: Iterable[dict], *, table, plans: CarePlans, send_alert
         by_device[record["device_id"]].extend(record["readings"])
         members[record["device_id"]] = record["member_id"]
     now_ms = int(time.time() * 1000)
+    judging = []
+    wanted: list[tuple[str, Window]] = []
     for device_id, readings in by_device.items():
+        rules, plan_version = plans.rules_for(members[device_id])
+        state = DeviceState.from_dict(table[device_id.encode()])
+        judging.append((device_id, readings, rules, plan_version, state))
+        if read_stored is not None:
+            wanted += [(device_id, window) for window in late_windows(state, readings, rules)]
+    stored = await _read(read_stored, wanted) if wanted else {}
+    for device_id, readings, rules, plan_version, state in judging:
         key = device_id.encode()
         member_id = members[device_id]
-        rules, plan_version = plans.rules_for(member_id)
-        state = DeviceState.from_dict(table[key])
         try:
             judgement = judge_device(state, readings, rules=rules, device_id=device_id, member_id=member_id,
-                                     now_ms=now_ms)
+                                     now_ms=now_ms, stored=stored.get(device_id))
         except Exception:
             # A rule bug must not stop detection for every other device, nor storage.
             metrics.DETECT_ERRORS.inc()
@@ -53,4 +68,24 @@ async def detect(records: Iterable[dict], *, table, plans: CarePlans, send_alert
             metrics.INCIDENTS.labels(incident.kind).inc()
         if judgement.too_late:
             metrics.READINGS_TOO_LATE.inc(judgement.too_late)
+        if judgement.judged_late:
+            metrics.READINGS_JUDGED_LATE.inc(judgement.judged_late)
         table[key] = state.to_dict()
+
+
+async def _read(read_stored: ReadStored, wanted: list[tuple[str, Window]]) -> dict[str, list[Reading]]:
+    """The stored readings of the stragglers' windows; none when they cannot be read.
+
+    The stragglers are then counted too late, as before stored readings were read back: a read that
+    keeps failing must not stop detection for every reading in time.
+    """
+    started = time.perf_counter()
+    try:
+        found = await read_stored(wanted)
+    except Exception:
+        metrics.STORED_READ_ERRORS.inc()
+        log.exception("reading back the stored readings of %d straggler windows failed; "
+                      "their stragglers are not judged", len(wanted))
+        return {}
+    metrics.STORED_READ_SECONDS.observe(time.perf_counter() - started)
+    return found

@@ -1,7 +1,9 @@
 """`store_heartbeats`: ingest's heartbeats -> `pipeline_heartbeats`, the proof that the pipeline is live.
 
-A heartbeat that reaches the database has crossed ingest, Kafka and the stream worker, so each
-component's row says since when that path has worked without a break. Times are the database's
+Ingest sends a heartbeat only when its probe has come back through the broker and its MQTT message
+loop (`ingest/probe.py`), so a heartbeat that reaches the database has crossed the path device
+messages take: broker, ingest's loop, Kafka and the stream worker. Each component's row says since
+when that path has worked without a break; `/health` and `device_offline` read it. Times are the database's
 clock at storing, not the heartbeat's own: heartbeats replayed from a backlog after an outage then
 start a new run instead of papering over the gap.
 """
@@ -17,6 +19,7 @@ import psycopg
 from streams.batches import finish
 from streams.database import RetryingSession
 from vigil.settings import Settings
+from vigil.storage.text import clean_text
 from vigil.topics import HEARTBEAT_GAP_S, HEARTBEATS
 
 log = logging.getLogger(__name__)
@@ -56,7 +59,8 @@ def _component(value: bytes) -> str | None:
     except (ValueError, TypeError, KeyError) as e:
         log.error("skipping a malformed heartbeat %r: %s", (value or b"")[:200], e)
         return None
-    return component if isinstance(component, str) and component else None
+    # A name PostgreSQL cannot store (NUL, a lone surrogate) must not jam the agent: clean it.
+    return clean_text(component) if isinstance(component, str) and component else None
 
 
 async def _no_prepare(_conn) -> None:

@@ -2,10 +2,17 @@
 
 Each device gets its own role that may publish only to its own telemetry topic; a gateway's role
 lists the topics of the devices bound to it. Changes apply to the running broker at once.
+
+Every device and gateway login is bound to one client id, its username: Mosquitto resumes a
+session by client id alone, without looking at who logs in, so an unbound login could take over
+ingest's session (and read the telemetry queued for it) or kick another device off. A bound
+login also holds at most one connection: a second one with the same id replaces the first.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import logging
 import secrets
@@ -17,7 +24,10 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 
+from vigil import broker_log
+from vigil.legacy_ingest_session import LegacySession, LegacySessionError
 from vigil.telemetry import DEVICE_ID_RE
+from vigil.topics import INGEST_PROBE_FILTER
 
 log = logging.getLogger(__name__)
 
@@ -27,10 +37,17 @@ RESPONSE_TOPIC = CONTROL_TOPIC + "/response"
 
 ADMIN_USERNAME = "vigil-admin"
 INGEST_USERNAME = "vigil-ingest"
+# A login that exists only while ingest's old session is emptied (vigil.legacy_ingest_session).
+FORWARDER_USERNAME = "vigil-forwarder"
 TELEMETRY_FILTER = "devices/+/telemetry"
 INGEST_SUBSCRIPTION = f"$share/{INGEST_USERNAME}/{TELEMETRY_FILTER}"
 # A device registered under one of these names would take over a service account.
-SERVICE_USERNAMES = frozenset({ADMIN_USERNAME, INGEST_USERNAME})
+SERVICE_USERNAMES = frozenset({ADMIN_USERNAME, INGEST_USERNAME, FORWARDER_USERNAME})
+# The roles of the logins Vigil binds to a client id (see `bind_client_ids`).
+_BOUND_ROLE_PREFIXES = ("device:", "gateway:")
+# Commands per control message: the broker refuses packets over its max_packet_size (66,560 bytes),
+# and one ACL command with a 64-character device id takes about 250 bytes.
+_BATCH = 200
 
 # A create fails when the object exists; the modify that follows it in the same batch then
 # brings it to the wanted state, and fails itself if the create failed for another reason.
@@ -55,6 +72,26 @@ def gateway_username(gateway_id: str) -> str:
     return f"gw.{gateway_id}"
 
 
+def client_id(username: str) -> str:
+    """The only MQTT client id a device or gateway login may connect with: its username."""
+    return username
+
+
+def ingest_client_id(ingest_password: str, instance: str) -> str:
+    """Ingest's client id: stable for one instance across restarts, unguessable without its password.
+
+    Its persistent session holds every message not yet in Kafka; a client id anyone can work out
+    would let a login without a bound id resume that session.
+    """
+    digest = hmac.new(ingest_password.encode(), f"vigil-ingest client id {instance}".encode(), hashlib.sha256)
+    return f"vigil-ingest-{instance}-{digest.hexdigest()[:24]}"
+
+
+def legacy_ingest_client_id(instance: str) -> str:
+    """The fixed client id ingest used before it was derived from its password."""
+    return f"vigil-ingest-{instance}"
+
+
 def _checked_id(kind: str, value: str) -> str:
     if not DEVICE_ID_RE.match(value) or value in SERVICE_USERNAMES:
         raise ValueError(f"{kind} {value!r} is not usable as a broker account: it must match "
@@ -74,19 +111,38 @@ def _role(rolename: str, acls: list[dict[str, Any]]) -> list[dict[str, Any]]:
     ]
 
 
-def _login(username: str, password: str, rolename: str) -> list[dict[str, Any]]:
-    """Commands that leave the client with this password and this role alone."""
+def _login(username: str, password: str, rolename: str, *, bound: bool = True) -> list[dict[str, Any]]:
+    """Commands that leave the client with this password and this role alone, bound to its client id."""
+    bind = {"clientid": client_id(username)} if bound else {}
     return [
-        {"command": "createClient", "username": username},
+        {"command": "createClient", "username": username, **bind},
         {"command": "modifyClient", "username": username, "password": password,
-         "roles": [{"rolename": rolename}]},
+         "roles": [{"rolename": rolename}], **bind},
     ]
 
 
-def can_log_in(host: str, port: int, username: str, password: str, timeout_s: float = 5.0) -> bool:
-    """Whether the broker accepts these credentials, tried with a throwaway client id."""
+def _batches(items: list[Any], size: int = _BATCH) -> list[list[Any]]:
+    return [items[i:i + size] for i in range(0, len(items), size)]
+
+
+def unbound_logins(clients: Iterable[dict[str, Any]]) -> list[str]:
+    """Device and gateway logins (by their roles) not yet bound to their own client id."""
+    return [
+        c["username"] for c in clients
+        if c.get("clientid") != client_id(c["username"]) and c["username"] not in SERVICE_USERNAMES
+        and any(r.get("rolename", "").startswith(_BOUND_ROLE_PREFIXES) for r in c.get("roles", []))
+    ]
+
+
+def can_log_in(host: str, port: int, username: str, password: str, timeout_s: float = 5.0, *,
+               as_client_id: str | None = None) -> bool:
+    """Whether the broker accepts these credentials, tried with a throwaway client id unless given one.
+
+    A device or gateway login is refused under any id but its own, and a check under its own id
+    replaces a session it has open.
+    """
     accepted: list[bool] = []
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"vigil-check-{secrets.token_hex(4)}",
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=as_client_id or f"vigil-check-{secrets.token_hex(4)}",
                          protocol=mqtt.MQTTv5, reconnect_on_failure=False)
     client.username_pw_set(username, password)
     client.on_connect = lambda _c, _u, _f, reason_code, _p: accepted.append(not reason_code.is_failure)
@@ -189,7 +245,13 @@ class BrokerAccounts:
         bound = sorted({_checked_id("device id", d) for d in device_ids})
         username = gateway_username(gateway_id)
         rolename = f"gateway:{gateway_id}"
-        self._apply(_role(rolename, [_publish_acl(d) for d in bound]) + _login(username, password, rolename))
+        # In parts, each under the broker's packet limit: the role first holds the first part
+        # (never more than it should), then the rest is added; the login comes last.
+        first, *rest = _batches([_publish_acl(d) for d in bound]) or [[]]
+        self._apply(_role(rolename, first))
+        for part in rest:
+            self._apply([{"command": "addRoleACL", "rolename": rolename, **acl} for acl in part])
+        self._apply(_login(username, password, rolename))
         log.info("broker account for gateway %s is ready with %d devices", gateway_id, len(bound))
         return username
 
@@ -203,22 +265,52 @@ class BrokerAccounts:
         log.info("broker account %s enabled", username)
 
     def ensure_default_deny(self) -> None:
-        """Nobody publishes or subscribes unless a role allows it."""
+        """Nobody publishes, subscribes or receives unless a role allows it, and no device or gateway
+        login can use another session's client id (logins made before binding are bound here)."""
         self._apply([{"command": "setDefaultACLAccess", "acls": [
             {"acltype": "publishClientSend", "allow": False},
-            {"acltype": "publishClientReceive", "allow": True},
+            {"acltype": "publishClientReceive", "allow": False},
             {"acltype": "subscribe", "allow": False},
             {"acltype": "unsubscribe", "allow": True},
         ]}])
+        self.bind_client_ids()
 
-    def ensure_ingest_account(self, password: str) -> None:
-        """The ingest login: may subscribe to all telemetry, directly or through the shared group."""
+    def bind_client_ids(self) -> list[str]:
+        """Bind every device and gateway login still without its client id; returns those bound.
+
+        Binding disconnects a session that uses the login, so each is bound once: a device that
+        connected with another client id is refused from then on and must use its username.
+        """
+        clients: list[dict[str, Any]] = []
+        while True:
+            page = self._apply([{"command": "listClients", "verbose": True, "count": 1000,
+                                 "offset": len(clients)}])[0].get("data", {}).get("clients", [])
+            clients += page
+            if len(page) < 1000:
+                break
+        unbound = unbound_logins(clients)
+        for part in _batches(unbound):
+            self._apply([{"command": "modifyClient", "username": u, "clientid": client_id(u)} for u in part])
+        if unbound:
+            log.warning("bound %d broker logins made before client ids were bound to their own ids",
+                        len(unbound))
+        return unbound
+
+    def ensure_ingest_account(self, password: str, *, instance: str = "0") -> None:
+        """The ingest login: may subscribe to all telemetry, directly or through the shared group.
+
+        Also empties the session `instance` kept under its old fixed client id, if any.
+        """
         rolename = INGEST_USERNAME
         acls = [
             # Mosquitto 2.0 checks a shared subscription's ACL against the whole `$share/...` filter.
             {"acltype": "subscribePattern", "topic": INGEST_SUBSCRIPTION, "allow": True},
             {"acltype": "subscribePattern", "topic": TELEMETRY_FILTER, "allow": True},
             {"acltype": "publishClientReceive", "topic": TELEMETRY_FILTER, "allow": True},
+            # Its loop probe (ingest/probe.py): a heartbeat only when the probe came back through the broker.
+            {"acltype": "publishClientSend", "topic": INGEST_PROBE_FILTER, "allow": True},
+            {"acltype": "subscribePattern", "topic": INGEST_PROBE_FILTER, "allow": True},
+            {"acltype": "publishClientReceive", "topic": INGEST_PROBE_FILTER, "allow": True},
         ]
         # Setting a password or roles disconnects the login's sessions, so a running ingest is left
         # alone when its account already works; role changes apply without a disconnect.
@@ -226,10 +318,39 @@ class BrokerAccounts:
                                 may_fail=_CREATES | {"getClient"})
         account = responses[2].get("data", {}).get("client", {})
         has_role = any(r.get("rolename") == rolename for r in account.get("roles", []))
-        if has_role and can_log_in(self._host, self._port, INGEST_USERNAME, password, self._timeout_s):
-            return
-        self._apply(_login(INGEST_USERNAME, password, rolename))
-        log.info("broker account %s is ready", INGEST_USERNAME)
+        if not (has_role and can_log_in(self._host, self._port, INGEST_USERNAME, password, self._timeout_s)):
+            # Unbound: each ingest instance has its own client id (`ingest_client_id`).
+            self._apply(_login(INGEST_USERNAME, password, rolename, bound=False))
+            log.info("broker account %s is ready", INGEST_USERNAME)
+        self.empty_legacy_ingest_session(password, instance)
+
+    def empty_legacy_ingest_session(self, password: str, instance: str) -> int:
+        """Move what ingest's session under its old client id holds to the current group; returns how many.
+
+        Run while that old ingest is stopped: a running one would take its session back.
+        """
+        session = LegacySession(self._host, self._port, INGEST_USERNAME, password,
+                                legacy_ingest_client_id(instance), timeout_s=self._timeout_s)
+        try:
+            if not session.open():
+                return 0
+            forwarder_password = secrets.token_urlsafe(24)
+            self._apply(_role(FORWARDER_USERNAME, [{"acltype": "publishClientSend", "topic": TELEMETRY_FILTER,
+                                                    "allow": True}])
+                        + _login(FORWARDER_USERNAME, forwarder_password, FORWARDER_USERNAME))
+            try:
+                forwarded = session.forward(INGEST_SUBSCRIPTION, client_id(FORWARDER_USERNAME),
+                                            FORWARDER_USERNAME, forwarder_password)
+            finally:
+                self._apply([{"command": "deleteClient", "username": FORWARDER_USERNAME},
+                             {"command": "deleteRole", "rolename": FORWARDER_USERNAME}])
+        except LegacySessionError as e:
+            session.close()
+            raise BrokerAccountError(f"could not empty ingest's old session {session.client_id}: {e}; "
+                                     "it keeps its messages, run this again with that ingest stopped") from e
+        log.warning("ingest's old session %s is gone; its %d messages were published again for ingest",
+                    session.client_id, forwarded)
+        return forwarded
 
     def _apply(self, commands: list[dict[str, Any]], *,
                may_fail: frozenset[str] = _CREATES) -> list[dict[str, Any]]:
@@ -285,8 +406,9 @@ class BrokerAccounts:
             self._fail(BrokerAccountError(f"the MQTT broker at {self._address} refused "
                                           f"{self._admin_user}: {reason_code}"))
             return
-        # Also after paho's automatic reconnect: a clean session has lost the subscription.
-        client.subscribe(RESPONSE_TOPIC, qos=1)
+        # Also after paho's automatic reconnect: a clean session has lost the subscription. The
+        # broker's log comes along, to count its refusals (vigil.broker_log).
+        client.subscribe([(RESPONSE_TOPIC, 1), *((topic, 0) for topic in broker_log.LOG_TOPICS)])
 
     def _on_subscribe(self, _client: mqtt.Client, _userdata: Any, _mid: int, reason_codes: list[Any],
                       _properties: Any) -> None:
@@ -307,6 +429,9 @@ class BrokerAccounts:
                 self._ready = False
 
     def _on_message(self, _client: mqtt.Client, _userdata: Any, message: mqtt.MQTTMessage) -> None:
+        if message.topic in broker_log.LOG_TOPICS:
+            broker_log.count(message.payload.decode("utf-8", "replace"))
+            return
         try:
             responses = json.loads(message.payload)["responses"]
             correlation = responses[0].get("correlationData")

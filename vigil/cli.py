@@ -21,6 +21,8 @@ token_app = typer.Typer(help="API bearer tokens.", no_args_is_help=True)
 app.add_typer(stack_app, name="stack")
 app.add_typer(token_app, name="token")
 console = Console()
+# What a script capturing stdout should not get: the id of a token printed on stdout, errors.
+err_console = Console(stderr=True)
 
 
 def _register_tools() -> None:
@@ -49,11 +51,12 @@ def stack_up() -> None:
     """Start what is missing, reuse what answers, create topics and apply the schema."""
     from stack import manager
     from stack.process import StackError
+    from vigil.storage import StorageError
 
     settings = _settings()
     try:
         manager.up(settings, report=lambda name, state: console.print(f"  {name:<11} {state}"))
-    except StackError as e:
+    except (StackError, StorageError) as e:
         console.print(f"[red]stack up failed:[/red] {e}")
         raise typer.Exit(1) from e
     console.print("[green]stack is up[/green]")
@@ -92,11 +95,17 @@ def migrate_cmd() -> None:
     from stack.kafka import ensure_topics
     from stack.mosquitto import ensure_secrets
     from vigil.broker_accounts import ADMIN_USERNAME, BrokerAccounts
+    from vigil.storage import StorageError
     from vigil.storage.schema import ensure_database, migrate
 
     settings = _settings()
-    ensure_database(settings.database_url)
-    applied = migrate(settings.database_url, retention_days=settings.retention_days)
+    try:
+        ensure_database(settings.database_url)
+        applied = migrate(settings.database_url, retention_days=settings.retention_days,
+                          timescale=settings.timescale)
+    except StorageError as e:
+        console.print(f"[red]migrate failed:[/red] {e}")
+        raise typer.Exit(1) from e
     console.print(f"schema: {', '.join(applied) or 'current'}")
     console.print(f"topics created: {', '.join(ensure_topics(settings)) or 'none, all present'}")
     secrets = ensure_secrets(settings)
@@ -146,9 +155,14 @@ def demo_cmd(
 def token_create(
     role: Annotated[str, typer.Option(help="admin or care_manager")],
     care_manager: Annotated[str | None, typer.Option("--care-manager", help="care manager id")] = None,
+    expires_in: Annotated[
+        str | None, typer.Option("--expires-in", help="lifetime: a number and m, h, d or w, e.g. 30d; default never")
+    ] = None,
 ) -> None:
-    """Print a new API token (only its hash is stored)."""
-    from alerts.tokens import issue_token
+    """Print a new API token (only its hash is stored); its id, for `revoke`, goes to stderr."""
+    from alerts.timefmt import utc_text
+    from alerts.tokens import issue, parse_lifetime
+    from vigil.storage import StorageError
 
     if role not in ("admin", "care_manager"):
         console.print("[red]--role must be admin or care_manager[/red]")
@@ -156,4 +170,64 @@ def token_create(
     if role == "care_manager" and not care_manager:
         console.print("[red]--care-manager is required for the care_manager role[/red]")
         raise typer.Exit(2)
-    sys.stdout.write(issue_token(_settings().database_url, role, care_manager) + "\n")
+    try:
+        lifetime = parse_lifetime(expires_in) if expires_in is not None else None
+    except ValueError as e:
+        console.print(f"[red]--expires-in: {e}[/red]")
+        raise typer.Exit(2) from e
+    database_url = _settings().database_url
+    try:
+        issued = issue(database_url, role, care_manager, lifetime=lifetime)
+    except StorageError as e:
+        err_console.print(f"[red]{e}[/red]")
+        raise typer.Exit(1) from e
+    # Only the token on stdout, so `TOKEN=$(vigil token create ...)` keeps working.
+    sys.stdout.write(issued.token + "\n")
+    expiry = f"expires {utc_text(issued.expires_at.replace(microsecond=0))}" if issued.expires_at else "never expires"
+    err_console.print(f"id {issued.id} ({expiry}); revoke with: vigil token revoke {issued.id}")
+
+
+@token_app.command("revoke")
+def token_revoke(
+    token_or_id: Annotated[str, typer.Argument(help="the token itself (vgl_...) or its id (tok_...)")],
+) -> None:
+    """Revoke a token at once: the API refuses it from its next request on."""
+    from alerts.timefmt import utc_text
+    from alerts.tokens import revoke
+    from vigil.storage import StorageError
+
+    database_url = _settings().database_url
+    try:
+        revoked = revoke(database_url, token_or_id)
+    except StorageError as e:
+        err_console.print(f"[red]{e}[/red]")
+        raise typer.Exit(1) from e
+    if revoked is None:
+        # Never echo the argument: it may be a live secret pasted by mistake.
+        err_console.print("[red]no API token has this value or id; `vigil token list` shows the ids[/red]")
+        raise typer.Exit(1)
+    token_id, at = revoked
+    console.print(f"revoked {token_id} (at {utc_text(at)})")
+
+
+@token_app.command("list")
+def token_list() -> None:
+    """Every token's id, role, care manager, lifetime and state (never the secret nor its hash)."""
+    from alerts.timefmt import utc_text
+    from alerts.tokens import list_tokens, token_state
+    from vigil.storage import StorageError
+
+    database_url = _settings().database_url
+    try:
+        rows, now = list_tokens(database_url)
+    except StorageError as e:
+        err_console.print(f"[red]{e}[/red]")
+        raise typer.Exit(1) from e
+    # Plain columns, whatever the terminal's width: ids are copied from here into `revoke`.
+    line = "{:<21} {:<8} {:<13} {:<14} {:<21} {}\n"
+    sys.stdout.write(line.format("ID", "STATE", "ROLE", "CARE MANAGER", "CREATED", "EXPIRES"))
+    for row in rows:
+        created = utc_text(row["created_at"].replace(microsecond=0))
+        expires = utc_text(row["expires_at"].replace(microsecond=0)) if row["expires_at"] else "never"
+        sys.stdout.write(line.format(row["id"], token_state(row, now), row["role"], row["care_manager_id"] or "-",
+                                     created, expires))

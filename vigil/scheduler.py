@@ -1,6 +1,7 @@
 """`python -m vigil.scheduler`: Vigil's periodic jobs (APScheduler), run by `vigil run`.
 
-- retention: trimming telemetry past `VIGIL_RETENTION_DAYS`, at start and then hourly.
+- retention: trimming telemetry past `VIGIL_RETENTION_DAYS`, at start and then hourly; on TimescaleDB
+  its retention and refresh policies are set from the current value first.
 - device_offline: every 15 s, the devices silent too long (judged by `alerts.offline`) raised, and
   those heard again cleared, as `AlertChanged` events on the alerts topic. The events are
   idempotent, so a run repeated before the alerts service has applied the last one is harmless.
@@ -13,6 +14,7 @@ import logging
 import signal
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 
 import psycopg
 from apscheduler.schedulers.blocking import BlockingScheduler
@@ -24,10 +26,15 @@ from vigil.logs import configure_logging
 from vigil.settings import Settings, get_settings
 from vigil.storage.retention import trim
 from vigil.storage.schema import uses_timescale
+from vigil.storage.timescale import apply_policies
 from vigil.topics import ALERTS, HEARTBEAT_GAP_S
 
 log = logging.getLogger(__name__)
 OFFLINE_EVERY_S = 15
+# In the state folder, touched after every successful device_offline run; the compose healthcheck
+# calls the scheduler unhealthy when it is older than ALIVE_MAX_AGE_S.
+ALIVE_FILE = "scheduler.alive"
+ALIVE_MAX_AGE_S = 4 * OFFLINE_EVERY_S
 _PUBLISH_TIMEOUT_S = 20
 
 # Each candidate device with its newest message and its latest device_offline alert (an open one
@@ -52,9 +59,12 @@ WHERE (d.enabled AND GREATEST(l.last_message_at, d.created_at)
 
 
 def trim_telemetry(settings: Settings) -> None:
+    """Apply `VIGIL_RETENTION_DAYS` as it is now: rows deleted here, and on TimescaleDB its policies."""
     try:
         timescale = uses_timescale(settings.database_url)
         with psycopg.connect(settings.database_url, autocommit=True, connect_timeout=5) as conn:
+            if timescale:
+                apply_policies(conn, retention_days=settings.retention_days)
             deleted = trim(conn, retention_days=settings.retention_days, timescale=timescale)
     except psycopg.Error as e:
         # The next run tries again; nothing is lost by trimming an hour late.
@@ -93,12 +103,25 @@ def check_offline(settings: Settings, producer: Producer) -> None:
     if live_since is None:
         log.info("device_offline: no live pipeline heartbeat; no device judged silent")
     changes = judge_offline(now, live_since=live_since, devices=devices, alerts=alerts)
-    if changes:
-        publish_alert_changes(producer, changes)
+    if not changes or publish_alert_changes(producer, changes):
+        mark_alive(settings.state_dir)
 
 
-def publish_alert_changes(producer: Producer, changes: Sequence[AlertChanged]) -> None:
-    """Publish events keyed by device id and wait until Kafka holds them (or the attempt fails)."""
+def mark_alive(state_dir: Path) -> None:
+    """Stamp the liveness file: a device_offline run judged every device and Kafka holds its events.
+
+    The container healthcheck reads the file's age (docker-compose.yml), so a scheduler whose jobs
+    stopped, or that cannot reach the database or Kafka, shows as unhealthy.
+    """
+    try:
+        state_dir.mkdir(parents=True, exist_ok=True)
+        (state_dir / ALIVE_FILE).touch()
+    except OSError as e:
+        log.warning("cannot stamp %s: %s", state_dir / ALIVE_FILE, e)
+
+
+def publish_alert_changes(producer: Producer, changes: Sequence[AlertChanged]) -> bool:
+    """Publish events keyed by device id and wait until Kafka holds them; False when some are not."""
     failures: list[str] = []
 
     def delivered(err, _msg) -> None:
@@ -113,13 +136,14 @@ def publish_alert_changes(producer: Producer, changes: Sequence[AlertChanged]) -
     except (KafkaException, BufferError) as e:
         # What was not delivered is published again by the next run: the rows have not changed.
         log.warning("device_offline: publishing failed: %s", e)
-        return
+        return False
     if failures or undelivered:
         log.warning("device_offline: %d of %d events not delivered (%s); the next run retries",
                     len(failures) + undelivered, len(changes), failures[:1])
-        return
+        return False
     raised = sum(c.change == "raised" for c in changes)
     log.info("device_offline: %d raised, %d cleared", raised, len(changes) - raised)
+    return True
 
 
 def main() -> None:

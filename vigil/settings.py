@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 from pathlib import Path
+from typing import Literal
 from urllib.parse import urlparse
 
 from pydantic import Field, ValidationError, field_validator
@@ -38,6 +39,9 @@ class Settings(BaseSettings):
     state_dir: Path = Field(Path(".vigil"), alias="VIGIL_STATE_DIR")
     # Raw readings older than this are refused at ingest and dropped by the retention job.
     retention_days: int = Field(30, alias="VIGIL_RETENTION_DAYS", ge=1, le=3650)
+    # Readings on TimescaleDB: auto = only when the server preloads it (shared_preload_libraries),
+    # on = required (start-up fails if it is not preloaded), off = plain PostgreSQL.
+    timescale: Literal["auto", "on", "off"] = Field("auto", alias="VIGIL_TIMESCALE")
     # Partitions of the telemetry topic: the ceiling on parallel stream workers.
     telemetry_partitions: int = Field(8, alias="VIGIL_TELEMETRY_PARTITIONS", ge=1, le=256)
     # Several ingest processes may share one broker subscription; each needs its own client id.
@@ -56,6 +60,12 @@ class Settings(BaseSettings):
     def _empty_is_unset(cls, value: str | None) -> str | None:
         # `VAR=` in a .env file means "not set", never "an empty secret".
         return value or None
+
+    @field_validator("timescale", mode="before")
+    @classmethod
+    def _timescale_case(cls, value: object) -> object:
+        # `ON` or ` off ` in a .env file mean what they say.
+        return value.strip().lower() if isinstance(value, str) else value
 
     @field_validator("admin_token")
     @classmethod

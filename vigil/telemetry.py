@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictFloat, StrictInt
+from pydantic import BaseModel, ConfigDict, Field, PlainValidator, StrictFloat, StrictInt, WithJsonSchema
 
 DEVICE_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 DEVICE_ID_RE = re.compile(DEVICE_ID_PATTERN)
@@ -54,8 +54,54 @@ METRICS: dict[str, MetricSpec] = {
     )
 }
 
+# RFC 3339 section 5.6 `date-time`, nothing looser: `T` between date and time, seconds, and `Z` or a
+# `+hh:mm` offset (ABNF letters are case-insensitive, so `t` and `z` too). ASCII digits only.
+_RFC3339_RE = re.compile(
+    r"(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?(?:([Zz])|([+-])(\d{2}):(\d{2}))",
+    re.ASCII,
+)
+_RFC3339_HINT = "must be an RFC 3339 date-time string with a time zone, e.g. 2026-11-22T10:00:00Z"
+
+
+def parse_rfc3339(value: object) -> datetime:
+    """The aware datetime an RFC 3339 `date-time` string names; ValueError for anything else.
+
+    The contract promises RFC 3339, and a lenient parser (pydantic's accepts unix numbers, numeric
+    strings, a missing time zone's cousin `+0200`, minutes without seconds) would let a device's
+    wrong clock format through as some other instant. Fractions beyond microseconds are truncated.
+    """
+    if not isinstance(value, str):
+        raise ValueError(f"{_RFC3339_HINT}, not a JSON {_json_type(value)}")
+    match = _RFC3339_RE.fullmatch(value)
+    if match is None:
+        raise ValueError(_RFC3339_HINT)
+    year, month, day, hour, minute, second, fraction, zulu, sign, off_h, off_m = match.groups()
+    if second == "60":
+        # Allowed by RFC 3339, not representable here; devices on NTP/unix time never send one.
+        raise ValueError("leap seconds (:60) are not accepted")
+    try:
+        if zulu:
+            zone = UTC
+        else:
+            if int(off_h) > 23 or int(off_m) > 59:
+                raise ValueError(f"offset {sign}{off_h}:{off_m} is out of range")
+            offset = timedelta(hours=int(off_h), minutes=int(off_m))
+            zone = timezone(-offset if sign == "-" else offset)
+        micro = int((fraction or "").ljust(6, "0")[:6])
+        return datetime(int(year), int(month), int(day), int(hour), int(minute), int(second), micro, tzinfo=zone)
+    except ValueError as e:
+        raise ValueError(f"{_RFC3339_HINT} ({e})") from None
+
+
+def _json_type(value: object) -> str:
+    names = {bool: "boolean", int: "number", float: "number", list: "array", dict: "object", type(None): "null"}
+    return names.get(type(value), type(value).__name__)
+
+
 DeviceId = Annotated[str, Field(pattern=DEVICE_ID_PATTERN)]
 Number = StrictInt | StrictFloat
+Rfc3339DateTime = Annotated[datetime, PlainValidator(parse_rfc3339),
+                            WithJsonSchema({"type": "string", "format": "date-time"})]
 
 
 class Reading(BaseModel):
@@ -63,7 +109,7 @@ class Reading(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    ts: AwareDatetime
+    ts: Rfc3339DateTime
     metric: str
     value: Number
 
@@ -75,7 +121,7 @@ class TelemetryEnvelope(BaseModel):
 
     device_id: DeviceId
     seq: Annotated[StrictInt, Field(ge=0, le=2**63 - 1)]
-    sent_at: AwareDatetime
+    sent_at: Rfc3339DateTime
     # Items stay untyped here: each reading is judged on its own so one bad one costs only itself.
     readings: Annotated[list[Any], Field(min_length=1, max_length=MAX_READINGS)]
 
@@ -115,8 +161,12 @@ class DeadLetter(BaseModel):
     payload: str = ""
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def to_ms(moment: datetime) -> int:
-    return int(moment.timestamp() * 1000)
+    # Integer arithmetic: a float timestamp times 1000 can land a hair below the millisecond.
+    return (moment - _EPOCH) // timedelta(milliseconds=1)
 
 
 def from_ms(ms: int) -> datetime:

@@ -28,6 +28,14 @@ HEARTBEATS = "vigil.heartbeats"
 HEARTBEAT_INTERVAL_S = 5
 # A longer pause between stored heartbeats means Vigil, or part of it, was down.
 HEARTBEAT_GAP_S = 30
+# MQTT, not Kafka: each ingest instance publishes a probe to its own topic here and sends a heartbeat
+# only when the probe has come back through the broker and its message loop (`ingest/probe.py`).
+INGEST_PROBE_FILTER = "vigil/ingest-probe/+"
+
+
+def ingest_probe_topic(instance: str) -> str:
+    """The MQTT topic of one ingest instance's loop probe."""
+    return f"vigil/ingest-probe/{instance}"
 
 
 def topic_specs(settings: Settings) -> list[TopicSpec]:

@@ -18,28 +18,28 @@ from alerts.care_plans import (
     stored_plan,
 )
 from alerts.deps import CarePlans, Pool
+from alerts.errors import error_responses
+from alerts.params import MemberIdPath
 from alerts.registry import lock_care_plan, read_care_plan, store_care_plan
 from alerts.schemas import CarePlan, CarePlanIn, CarePlanView
 
 router = APIRouter(prefix="/members", tags=["care plans"])
 
-_ERRORS = {
-    403: {"description": "The member is not assigned to the calling care manager."},
-    404: {"description": "No member has this id."},
-}
+_ERRORS = {"_403": "The member is not assigned to the calling care manager.", "_404": "No member has this id."}
 
 
 @router.put(
     "/{member_id}/care_plan",
     response_model=CarePlan,
-    responses={
+    responses=error_responses(
+        401, 403, 404, 413, 422, 503,
         **_ERRORS,
-        422: {"description": "An override names an unknown rule or parameter, or a value it cannot take."},
-        503: {"description": "Kafka did not acknowledge the change in time; nothing was changed."},
-    },
+        _422="An override names an unknown rule or parameter, or a value it cannot take.",
+        _503="Kafka did not acknowledge the change in time, or the database did not answer; nothing was changed.",
+    ),
 )
 async def put_care_plan(
-    member_id: str, body: CarePlanIn, caller: Caller, pool: Pool, care_plans: CarePlans
+    member_id: MemberIdPath, body: CarePlanIn, caller: Caller, pool: Pool, care_plans: CarePlans
 ) -> CarePlan:
     """Replace a member's care plan (an admin, or the member's care manager).
 
@@ -71,8 +71,10 @@ async def put_care_plan(
     return CarePlan(member_id=member_id, **plan)
 
 
-@router.get("/{member_id}/care_plan", response_model=CarePlanView, responses=_ERRORS)
-async def get_care_plan(member_id: str, caller: Caller, pool: Pool) -> CarePlanView:
+@router.get(
+    "/{member_id}/care_plan", response_model=CarePlanView, responses=error_responses(401, 403, 404, 422, 503, **_ERRORS)
+)
+async def get_care_plan(member_id: MemberIdPath, caller: Caller, pool: Pool) -> CarePlanView:
     """A member's care plan and what applies to them (an admin, or the member's care manager).
 
     `rules` holds every rule by alert type: `enabled`, what the plan `overridden`, each parameter a

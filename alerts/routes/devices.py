@@ -6,21 +6,27 @@ import secrets
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query
-from pydantic import AwareDatetime
 
 from alerts.auth import Admin, Caller, check_member_visible
 from alerts.deps import Accounts, Pool
-from alerts.errors import FieldError
+from alerts.errors import FieldError, error_responses
+from alerts.params import DeviceIdPath, ReadingFilters
 from alerts.provisioning import provision
 from alerts.readings import device_readings
 from alerts.registry import get_device, get_member, insert_device
 from alerts.schemas import DeviceCredentials, DeviceIn, Reading
-from vigil.telemetry import METRICS
 
 router = APIRouter(prefix="/devices", tags=["devices"])
 
 
-@router.post("", status_code=201, response_model=DeviceCredentials)
+@router.post(
+    "",
+    status_code=201,
+    response_model=DeviceCredentials,
+    responses=error_responses(
+        401, 403, 409, 413, 422, 503, _503="The MQTT broker or the database did not answer; nothing was registered."
+    ),
+)
 async def register_device(body: DeviceIn, _: Admin, pool: Pool, accounts: Accounts) -> DeviceCredentials:
     """Register a device and create its broker login; the password is shown only in this answer."""
     password = secrets.token_urlsafe(24)
@@ -35,23 +41,19 @@ async def register_device(body: DeviceIn, _: Admin, pool: Pool, accounts: Accoun
     return DeviceCredentials(**row, mqtt_password=password)
 
 
-@router.get("/{device_id}/readings", response_model=list[Reading])
+@router.get(
+    "/{device_id}/readings", response_model=list[Reading], responses=error_responses(401, 403, 404, 422, 503)
+)
 async def list_readings(
-    device_id: str,
-    caller: Caller,
-    pool: Pool,
-    metric: str | None = None,
-    since: Annotated[AwareDatetime | None, Query(description="inclusive, RFC 3339")] = None,
-    until: Annotated[AwareDatetime | None, Query(description="exclusive, RFC 3339")] = None,
-    limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
+    device_id: DeviceIdPath, caller: Caller, pool: Pool, filters: Annotated[ReadingFilters, Query()]
 ) -> list[Reading]:
     """Stored readings, newest event time first."""
-    if metric is not None and metric not in METRICS:
-        raise FieldError("metric", f"{metric!r} is not a metric; see CONTRACT.md section 2", source="query")
     async with pool.connection() as conn:
         device = await get_device(conn, device_id)
         if device is None:
             raise HTTPException(404, f"no device has id {device_id!r}")
         check_member_visible(caller, device["care_manager_id"])
-        rows = await device_readings(conn, device_id, metric=metric, since=since, until=until, limit=limit)
+        rows = await device_readings(
+            conn, device_id, metric=filters.metric, since=filters.since, until=filters.until, limit=filters.limit
+        )
     return [Reading.model_validate(r) for r in rows]

@@ -8,7 +8,7 @@ from fastapi import APIRouter, HTTPException
 
 from alerts.auth import Admin
 from alerts.deps import Accounts, Pool
-from alerts.errors import FieldError
+from alerts.errors import FieldError, error_responses
 from alerts.provisioning import provision
 from alerts.registry import bind_gateway, claim_gateway, missing_devices
 from alerts.schemas import GatewayCredentials, GatewayIn
@@ -16,7 +16,14 @@ from alerts.schemas import GatewayCredentials, GatewayIn
 router = APIRouter(prefix="/gateways", tags=["gateways"])
 
 
-@router.post("", status_code=201, response_model=GatewayCredentials)
+@router.post(
+    "",
+    status_code=201,
+    response_model=GatewayCredentials,
+    responses=error_responses(
+        401, 403, 409, 413, 422, 503, _503="The MQTT broker or the database did not answer; nothing was registered."
+    ),
+)
 async def register_gateway(body: GatewayIn, _: Admin, pool: Pool, accounts: Accounts) -> GatewayCredentials:
     """Register a gateway for registered devices; the password is shown only in this answer."""
     device_ids = list(dict.fromkeys(body.device_ids))

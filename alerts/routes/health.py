@@ -14,7 +14,11 @@ router = APIRouter(tags=["operations"])
 
 @router.get("/health", response_model=Health, responses={503: {"model": Health}})
 async def health(request: Request) -> JSONResponse:
-    """200 when every component is up, 503 otherwise, with each component's state."""
+    """200 when every component is up, 503 otherwise, with each component's state.
+
+    `pipeline` is up while ingest's heartbeats reach the database: they are sent only when ingest's
+    probe has come back through its MQTT message loop, so a stuck ingest shows here as down.
+    """
     states = await check_components(request.app.state.health_probes)
     body = Health(
         status="up" if all(states.values()) else "down",

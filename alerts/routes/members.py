@@ -13,6 +13,8 @@ from alerts.auth import Admin, Caller, check_member_visible
 from alerts.care_plan_publisher import plan_transaction
 from alerts.care_plans import first_plan, override_errors, plan_changed, stored_plan
 from alerts.deps import CarePlans, Pool
+from alerts.errors import error_responses
+from alerts.params import MemberIdPath
 from alerts.registry import get_member, insert_member
 from alerts.schemas import Member, MemberIn
 
@@ -23,7 +25,10 @@ router = APIRouter(prefix="/members", tags=["members"])
     "",
     status_code=201,
     response_model=Member,
-    responses={503: {"description": "A `care_plan` was given and Kafka did not acknowledge it; nothing was created."}},
+    responses=error_responses(
+        401, 403, 409, 413, 422, 503,
+        _503="Kafka did not acknowledge the `care_plan`, or the database did not answer; nothing was created.",
+    ),
 )
 async def create_member(body: MemberIn, caller: Admin, pool: Pool, care_plans: CarePlans) -> Member:
     """Enrol a member; the id is generated (`mbr_...`) unless the body chooses one.
@@ -49,8 +54,8 @@ async def create_member(body: MemberIn, caller: Admin, pool: Pool, care_plans: C
     return _member(row)
 
 
-@router.get("/{member_id}", response_model=Member)
-async def read_member(member_id: str, caller: Caller, pool: Pool) -> Member:
+@router.get("/{member_id}", response_model=Member, responses=error_responses(401, 403, 404, 422, 503))
+async def read_member(member_id: MemberIdPath, caller: Caller, pool: Pool) -> Member:
     """One member, for an admin or the member's own care manager."""
     async with pool.connection() as conn:
         row = await get_member(conn, member_id)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import threading
 import time
-import uuid
 from dataclasses import dataclass
 
 import paho.mqtt.client as mqtt
@@ -33,7 +32,8 @@ class AckingPublisher:
 
     def __init__(self, host: str, port: int, username: str, password: str) -> None:
         self._host, self._port = host, port
-        self._client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"{username}-{uuid.uuid4().hex[:6]}",
+        # The broker binds each login to one client id, its username.
+        self._client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=username,
                                    protocol=MQTTProtocolVersion.MQTTv5)
         self._client.username_pw_set(username, password)
         self._client.on_connect = self._on_connect

@@ -38,6 +38,7 @@ from vigil.events import AlertChanged, IncidentOpened, alert_id
 WITHDRAWN = "withdrawn: readings that arrived late show the condition did not hold"
 REOPENED = "reopened: readings that arrived late show the condition still held when its alert was cleared"
 CORRECTED = "corrected: readings that arrived late show the condition was met earlier than the alert said"
+FOUND_LATE = "found late: readings that arrived after the lateness allowance show this episode, over before they came"
 # Alert type -> [alert id sent, severity sent, triggered_at_ms sent, id of the replay's episode it stands for].
 Told = dict[str, list]
 
@@ -54,6 +55,8 @@ class Announcer:
         self.member_id = member_id
         self.now_ms = now_ms
         self.location = location
+        # Episode id -> the id of the alert standing for it, for the incidents of an alert cleared in the same call.
+        self.sent_as: dict[str, str] = {}
 
     def _first_time(self, key: str, found_ms: int) -> bool:
         """Whether `key` is news; remembers it until the latest reading that found it is settled."""
@@ -82,6 +85,7 @@ class Announcer:
                     told[kind] = [t.alert_id, t.severity, t.triggered_at_ms, t.alert_id]
                 elif known[3] != t.alert_id:
                     known[3] = t.alert_id  # the open alert stands for the episode as now seen
+                    self.sent_as[t.alert_id] = known[0]
                     known[2] = min(known[2], t.triggered_at_ms)  # met earlier than said: corrected
                     events.append(self._event(t, known[0], known[2], change="updated"))
                     known[1] = t.severity
@@ -104,6 +108,7 @@ class Announcer:
                 del told[kind]
             elif episode.alert_id != known[3]:
                 known[3] = episode.alert_id
+                self.sent_as[episode.alert_id] = known[0]
                 if episode.triggered_at_ms < known[2]:
                     known[2] = episode.triggered_at_ms
                     events.append(self._restated("updated", kind, episode, known[0], CORRECTED,
@@ -114,11 +119,21 @@ class Announcer:
                 reopened = alert_id(self.device_id, f"{kind}|reopened|{last_ms}", episode.triggered_at_ms)
                 events.append(self._restated("raised", kind, episode, reopened, REOPENED))
                 told[kind] = [reopened, episode.severity, episode.triggered_at_ms, episode.alert_id]
+                self.sent_as[episode.alert_id] = reopened
             elif known[1] != episode.severity:
                 known[1] = episode.severity
                 events.append(self._restated("updated", kind, episode, known[0], "the severity the readings show",
                                              triggered_at_ms=known[2]))
         return events, kept
+
+    def past(self, transitions: Sequence[Transition]) -> list[AlertChanged]:
+        """Episodes that began and ended before the settled time, found by stragglers: sent as they happened.
+
+        They leave `told` alone: the alerts service holds them open only until their clear, which
+        follows at once (see `streams.rules.stragglers` for when it is left out).
+        """
+        return [self._event(t, t.alert_id, t.triggered_at_ms, extra={"found_late": FOUND_LATE})
+                for t in sorted(transitions, key=lambda t: t.at_ms) if self._first_time(t.key, t.found_ms)]
 
     def incidents(self, found: Sequence[IncidentFound]) -> list[IncidentOpened]:
         """The incidents not sent before: one per alert the alerts service knows."""
@@ -126,7 +141,10 @@ class Announcer:
         for incident in found:
             spec = incident.rule.incident
             known = self.told.get(incident.rule.type)
-            sent_id = known[0] if known is not None and known[3] == incident.alert_id else incident.alert_id
+            if known is not None and known[3] == incident.alert_id:
+                sent_id = known[0]
+            else:
+                sent_id = self.sent_as.get(incident.alert_id, incident.alert_id)
             if not self._first_time(f"incident|{sent_id}", incident.found_ms):
                 continue
             events.append(IncidentOpened(
@@ -139,13 +157,14 @@ class Announcer:
             ))
         return events
 
-    def _event(self, t: Transition, sent_id: str, triggered_at_ms: int, change: str | None = None) -> AlertChanged:
+    def _event(self, t: Transition, sent_id: str, triggered_at_ms: int, change: str | None = None,
+               extra: dict | None = None) -> AlertChanged:
         return AlertChanged(
             change=change or t.change, alert_id=sent_id, type=t.rule.type, severity=t.severity,
             member_id=self.member_id, device_id=self.device_id, triggered_at_ms=triggered_at_ms,
             detected_at_ms=self.now_ms, cleared_at_ms=t.at_ms if t.change == "cleared" else None,
             opens_incident=t.rule.incident is not None,
-            evidence={"rule": t.rule.type, "parameters": parameters(t.rule), **t.evidence},
+            evidence={"rule": t.rule.type, "parameters": parameters(t.rule), **t.evidence, **(extra or {})},
         )
 
     def _withdrawn(self, kind: str, known: list, last_ms: int) -> AlertChanged:

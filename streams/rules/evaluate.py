@@ -10,15 +10,21 @@ T0 = watermark - allowed lateness (`DEFAULT_ALLOWED_LATENESS_MS`, 2 minutes). Th
   readings before T0, and
 - a *buffer*: the readings at or after T0, in time order.
 
-Each call admits the new readings: one older than T0 is *too late* (counted in the result and
-left out of detection; the storing agent keeps it all the same), one already buffered is a
-redelivery and dropped. Then it replays the buffer from the checkpoint in time order, sends the
+Each call admits the new readings: one already buffered is a redelivery and dropped, and one
+older than T0 is a *straggler*: it cannot join the buffer, so it is judged against the stored
+readings of its window (`streams.rules.stragglers`; the telemetry agent stores a batch before
+judging it and passes them in as `stored`), which repairs the checkpoint and sends what the
+straggler completes or changes, with event-time moments. Without `stored` it is counted as
+`too_late` and not judged. Then it replays the buffer from the checkpoint in time order, sends the
 changes that replay finds and that were not sent before, moves T0 up to the new watermark minus
 the allowance, saves the rules' state as of that instant as the new checkpoint (taken during the
 same pass) and trims the buffer. So:
 
 - An episode is judged as if its readings had come in order, whatever order a batch holds and
-  however a straggler within the allowance arrives.
+  however a straggler within the allowance arrives. A straggler behind it, up to a day behind T0,
+  leaves the rules' state as in-order delivery would; what it completes is raised with its
+  event-time `triggered_at`, an open alert it revises is corrected or cleared (older ones: see
+  `streams.rules.stragglers`).
 - Latency is the arrival of the completing reading: the replay sends what it finds at once, so a
   leak is raised by the very call that brings the 60th second; only the checkpoint waits. A minute
   is complete once a reading from a later minute is in.
@@ -41,7 +47,8 @@ messages in order, so disorder comes from a message redelivered after its succes
 gateway merging paths. Two minutes covers a swapped pair of messages at the simulator's message
 interval (4 samples of 15 s), and disorder inside one message is free at any allowance. A longer
 one costs CPU (each reading is replayed about allowance / message interval times) and state (the
-buffer holds the allowance's readings); readings later than it are stored but not judged.
+buffer holds the allowance's readings); readings later than it take the slower straggler path,
+which reads their window back from PostgreSQL.
 
 In order, the buffer is not replayed (the fast path): when every new reading is later than the
 newest one judged and the rules are the same, the call goes on from the *head*, every rule's state
@@ -73,6 +80,7 @@ from streams.rules.evidence import parameters
 from streams.rules.replay import Replay
 from streams.rules.spec import Rule
 from streams.rules.state import DeviceState, Reading
+from streams.rules.stragglers import Window, rejudge, windows
 from vigil.events import AlertChanged, IncidentOpened
 
 DEFAULT_ALLOWED_LATENESS_MS = 120_000
@@ -92,8 +100,11 @@ class Judgement:
 
     alerts: list[AlertChanged]
     incidents: list[IncidentOpened]
-    # Readings older than the settled time on arrival: stored, but not judged.
+    # Readings older than the settled time on arrival and not judged (no stored readings given, or
+    # beyond the bounds of `streams.rules.stragglers`): stored, but not judged.
     too_late: int = 0
+    # Readings older than the settled time on arrival, judged against the stored readings of their window.
+    judged_late: int = 0
 
 
 def judge_device(
@@ -106,18 +117,32 @@ def judge_device(
     now_ms: int,
     allowed_lateness_ms: int = DEFAULT_ALLOWED_LATENESS_MS,
     location: str | None = None,
+    stored: Iterable[Sequence] | None = None,
 ) -> Judgement:
-    """Fold readings `(ts_ms, metric, value)` (any order) into the state; return the events they cause."""
-    fresh, too_late = _admit(state, readings)
-    if not fresh:
-        return Judgement(alerts=[], incidents=[], too_late=too_late)
+    """Fold readings `(ts_ms, metric, value)` (any order) into the state; return the events they cause.
+
+    `stored`: the device's stored readings in `late_windows(state, readings, rules)`, read back for
+    the readings older than the settled time; without it those are counted in `too_late`, not judged.
+    """
+    fresh, late = _admit(state, readings)
+    rejudged = None
+    if late and stored is not None:
+        rejudged = rejudge(state.checkpoint, state.told, late, [_reading(r) for r in stored], rules, device_id,
+                           state.settled_ms)
+    too_late = len(late) if rejudged is None else rejudged.unjudged
+    judged_late = 0 if rejudged is None else rejudged.judged
+    if rejudged is not None and rejudged.checkpoint is not None:
+        state.checkpoint = rejudged.checkpoint
+        state.head = None  # the head was taken from the checkpoint before its repair
+    elif not fresh and not (rejudged and (rejudged.attached or rejudged.detached or rejudged.incidents)):
+        return Judgement(alerts=[], incidents=[], too_late=too_late, judged_late=judged_late)
     fresh.sort()
     digest = rules_digest(tuple(rules))
     # In order (every new reading after the newest one judged, same rules): go on from the head.
-    in_order = (FAST_PATH and state.head is not None and state.buffer and state.rules_digest == digest
+    in_order = (FAST_PATH and fresh and state.head is not None and state.buffer and state.rules_digest == digest
                 and fresh[0][0] > state.buffer[-1][0])
     buffer = state.buffer + fresh if in_order else sorted(state.buffer + fresh)
-    watermark = max(state.watermark_ms, buffer[-1][0])
+    watermark = max(state.watermark_ms, buffer[-1][0] if buffer else 0)
     settle_before = max(state.settled_ms, watermark - allowed_lateness_ms)
     settled_count = bisect_left(buffer, (settle_before,))
     if len(buffer) - settled_count > MAX_BUFFERED_READINGS:
@@ -139,11 +164,17 @@ def judge_device(
         head = None  # taken below if it is kept
     announcer = Announcer(announced=state.announced, told=state.told, rules={r.type: r for r in rules},
                           device_id=device_id, member_id=member_id, now_ms=now_ms, location=location)
+    # Past episodes found by stragglers go first: sent after an alert of their type is raised again,
+    # they would land in that alert (see `streams.rules.stragglers`).
+    alerts = announcer.past(rejudged.detached) if rejudged else []
     # New rules re-judge the buffered readings; an alert they would not have raised stays open all the
     # same (a care plan applies from now on) and is judged by the new rules from the checkpoint on.
-    alerts, kept = announcer.alerts(replay.out.transitions, replay.open_episodes(), replay.last_ms or watermark,
-                                    keep_open=state.rules_digest not in (None, digest))
-    incidents = announcer.incidents(replay.out.incidents)
+    found = [*rejudged.attached, *replay.out.transitions] if rejudged else replay.out.transitions
+    changes, kept = announcer.alerts(found, replay.open_episodes(), replay.last_ms or watermark,
+                                     keep_open=state.rules_digest not in (None, digest))
+    alerts += changes
+    incidents = announcer.incidents([*rejudged.incidents, *replay.out.incidents] if rejudged
+                                    else replay.out.incidents)
     for kind, episode in kept.items():
         checkpoint["rules"][kind] = {**checkpoint["rules"].get(kind, {}), "episode": episode.to_dict()}
 
@@ -158,7 +189,17 @@ def judge_device(
         state.head = head if head is not None else replay.to_dict()
     # A change found at a reading now settled is in the checkpoint: no replay finds it again.
     state.announced = {key: found for key, found in state.announced.items() if found >= settle_before}
-    return Judgement(alerts=alerts, incidents=incidents, too_late=too_late)
+    return Judgement(alerts=alerts, incidents=incidents, too_late=too_late, judged_late=judged_late)
+
+
+def late_windows(state: DeviceState, readings: Iterable[Sequence], rules: Sequence[Rule]) -> list[Window]:
+    """The stored readings `judge_device` needs for this batch's readings older than the settled time.
+
+    Empty, and cheap, when every reading is in time: the adapter reads nothing then.
+    """
+    settled = state.settled_ms
+    late = [int(r[0]) for r in readings if r[0] < settled]
+    return windows(settled, late, rules) if late else []
 
 
 @lru_cache(maxsize=1024)
@@ -168,25 +209,29 @@ def rules_digest(rules: tuple[Rule, ...]) -> str:
     return hashlib.sha256(described.encode()).hexdigest()[:16]
 
 
-def _admit(state: DeviceState, readings: Iterable[Sequence]) -> tuple[list[Reading], int]:
-    """The new readings worth judging, and how many came too late."""
+def _reading(raw: Sequence) -> Reading:
+    return int(raw[0]), str(raw[1]), float(raw[2])
+
+
+def _admit(state: DeviceState, readings: Iterable[Sequence]) -> tuple[list[Reading], list[Reading]]:
+    """The new readings worth judging, and those older than the settled time (each once)."""
     newest = state.buffer[-1][0] if state.buffer else None
     buffered: set[Reading] | None = None  # made only for a reading that may be buffered already
     seen: set[Reading] = set()
     fresh: list[Reading] = []
-    too_late = 0
+    late: list[Reading] = []
     for ts, metric, value in readings:
         reading = (int(ts), str(metric), float(value))
-        if reading[0] < state.settled_ms:
-            too_late += 1
-            continue
         if reading in seen:
+            continue
+        seen.add(reading)
+        if reading[0] < state.settled_ms:
+            late.append(reading)
             continue
         if newest is not None and reading[0] <= newest:
             if buffered is None:
                 buffered = set(state.buffer)
             if reading in buffered:
                 continue
-        seen.add(reading)
         fresh.append(reading)
-    return fresh, too_late
+    return fresh, late

@@ -192,7 +192,8 @@ class DevicePublisher:
 
     def __init__(self, settings: Settings, creds: DeviceCredentials) -> None:
         self.creds = creds
-        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"{creds.username}-{uuid.uuid4().hex[:6]}",
+        # The broker binds each login to one client id, its username.
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=creds.username,
                                   protocol=mqtt.MQTTv5)
         self.client.username_pw_set(creds.username, creds.password)
         self.client.max_inflight_messages_set(200)

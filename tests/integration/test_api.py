@@ -6,6 +6,7 @@ broker in the broker-accounts tests, and here only the API's use of it (and its 
 
 from __future__ import annotations
 
+import json
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -16,12 +17,15 @@ from urllib.parse import urlparse, urlunparse
 import psycopg
 import pytest
 from fastapi.testclient import TestClient
+from psycopg import sql as pgsql
 from psycopg.conninfo import make_conninfo
 from psycopg.types.json import Jsonb
 
-from alerts.app import create_app
+from alerts.app import MAX_BODY_BYTES, create_app
+from alerts.deps import Pool
+from alerts.errors import ErrorMessage, FieldErrors
 from alerts.store import apply_alert_changes, get_alert
-from alerts.tokens import issue_token, token_digest
+from alerts.tokens import issue, issue_token, revoke, token_digest
 from vigil.events import AlertChanged, alert_id
 from vigil.settings import Settings
 from vigil.storage.schema import ensure_database, migrate
@@ -29,13 +33,12 @@ from vigil.telemetry import to_ms
 
 pytestmark = pytest.mark.infra
 
-# The server the rest of the suite uses (tests/conftest.py), with a database of this module's own.
-DATABASE_URL = urlunparse(
-    urlparse(os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/vigil"))._replace(
-        path="/vigil_api_test"
-    )
-)
-UNREACHABLE_DATABASE_URL = "postgresql://postgres@127.0.0.1:1/vigil_api_test"
+# The server the rest of the suite uses (tests/conftest.py), with a database of this module's own, named
+# after the suite's so that checkouts testing side by side do not share it.
+_SUITE_URL = urlparse(os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/vigil"))
+DATABASE_NAME = f"{_SUITE_URL.path.lstrip('/')}_api"
+DATABASE_URL = urlunparse(_SUITE_URL._replace(path=f"/{DATABASE_NAME}"))
+UNREACHABLE_DATABASE_URL = f"postgresql://postgres@127.0.0.1:1/{DATABASE_NAME}"
 ADMIN_TOKEN = "test-admin-token-0123456789abcdef"
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
@@ -94,7 +97,7 @@ class Api:
 @pytest.fixture(scope="module")
 def database_url() -> str:
     with psycopg.connect(make_conninfo(DATABASE_URL, dbname="postgres"), autocommit=True) as conn:
-        conn.execute("DROP DATABASE IF EXISTS vigil_api_test WITH (FORCE)")
+        conn.execute(pgsql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(pgsql.Identifier(DATABASE_NAME)))
     ensure_database(DATABASE_URL)
     migrate(DATABASE_URL, retention_days=30)
     return DATABASE_URL
@@ -187,14 +190,43 @@ def test_an_issued_token_works_and_only_its_digest_is_stored(api: Api, database_
     assert token not in stored
 
 
-def test_a_revoked_token_is_refused(api: Api, database_url: str) -> None:
-    token = issue_token(database_url, "admin")
-    sql(
-        database_url,
-        "UPDATE api_tokens SET revoked_at = now() WHERE token_sha256 = %s",
-        (token_digest(token),),
-    )
-    assert api.client.get("/api/v1/alerts", headers={"Authorization": f"Bearer {token}"}).status_code == 401
+@pytest.mark.parametrize("by", ["token", "id"])
+def test_a_revoked_token_is_refused_from_its_next_request_on(api: Api, database_url: str, by: str) -> None:
+    issued = issue(database_url, "care_manager", "cm-revoked", lifetime=timedelta(days=30))
+    headers = {"Authorization": f"Bearer {issued.token}"}
+    assert api.client.get("/api/v1/alerts", headers=headers).status_code == 200
+
+    revoked = revoke(database_url, issued.token if by == "token" else issued.id)
+
+    assert revoked is not None and revoked[0] == issued.id
+    response = api.client.get("/api/v1/alerts", headers=headers)
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"] == "Bearer"
+    assert response.json() == {"detail": "the API token has been revoked"}
+    # Revoking again keeps the first moment; an unknown id revokes nothing.
+    assert revoke(database_url, issued.id) == revoked
+    assert revoke(database_url, "tok_unknown") is None
+
+
+def test_an_expired_token_is_refused(api: Api, database_url: str) -> None:
+    issued = issue(database_url, "admin", lifetime=timedelta(minutes=5))
+    headers = {"Authorization": f"Bearer {issued.token}"}
+    assert issued.expires_at is not None
+    assert api.client.get("/api/v1/alerts", headers=headers).status_code == 200
+
+    # Five minutes on: the expiry is the database's, moved back rather than waited for.
+    sql(database_url, "UPDATE api_tokens SET expires_at = now() - interval '1 second' WHERE id = %s", (issued.id,))
+
+    response = api.client.get("/api/v1/alerts", headers=headers)
+    assert response.status_code == 401
+    assert response.json() == {"detail": "the API token has expired; ask for a new one"}
+
+
+def test_a_token_issued_without_a_lifetime_never_expires(database_url: str) -> None:
+    issued = issue(database_url, "admin")
+    assert issued.id.startswith("tok_")
+    assert issued.expires_at is None
+    assert sql(database_url, "SELECT expires_at FROM api_tokens WHERE id = %s", (issued.id,)) == [(None,)]
 
 
 def test_a_care_manager_token_naming_no_care_manager_is_refused(api: Api, database_url: str) -> None:
@@ -465,8 +497,12 @@ def test_readings_filter_by_time_and_limit(api: Api, reading_device: dict) -> No
         ({"metric": "mood"}, "metric"),
         ({"since": "2026-11-22T10:00:00"}, "since"),
         ({"until": "yesterday"}, "until"),
+        ({"since": "1700000000"}, "since"),  # a unix time: RFC 3339 only
+        ({"until": "1700000000.5"}, "until"),
+        ({"since": "2026-11-22"}, "since"),
         ({"limit": 0}, "limit"),
         ({"limit": 10_001}, "limit"),
+        ({"metrics": "spo2"}, "metrics"),  # misspelt: refused, not ignored into "every metric"
     ],
 )
 def test_bad_reading_filters_are_named(api: Api, reading_device: dict, params: dict, field_name: str) -> None:
@@ -577,13 +613,32 @@ def test_an_alert_is_read_with_its_evidence_and_history(api: Api, alert_rows: di
     assert alert["resolved_at"] is None
 
 
-@pytest.mark.parametrize("alert_ref", [str(uuid.uuid4()), "not-a-uuid"])
-def test_an_unknown_alert_is_404(api: Api, alert_ref: str) -> None:
-    assert api.client.get(f"/api/v1/alerts/{alert_ref}", headers=ADMIN).status_code == 404
+def test_an_unknown_alert_is_404(api: Api) -> None:
+    assert api.client.get(f"/api/v1/alerts/{uuid.uuid4()}", headers=ADMIN).status_code == 404
+
+
+@pytest.mark.parametrize("form", ["urn:uuid:{}", "{{{}}}", "{}x", "not-a-uuid", "{}%00"])
+def test_an_alert_id_not_of_the_form_the_api_issues_is_named(api: Api, alert_rows: dict, form: str) -> None:
+    # uuid.UUID() and PostgreSQL accept `urn:uuid:` and braces; the API issues neither, and says so.
+    response = api.client.get(f"/api/v1/alerts/{form.format(alert_rows['mid'])}", headers=ADMIN)
+    assert response.status_code == 422
+    assert fields(response) == ["alert_id"]
+
+
+def test_an_alert_id_in_capitals_is_the_same_alert(api: Api, alert_rows: dict) -> None:
+    response = api.client.get(f"/api/v1/alerts/{alert_rows['mid'].upper()}", headers=ADMIN)
+    assert response.status_code == 200
+    assert response.json()["id"] == alert_rows["mid"]
 
 
 @pytest.mark.parametrize(
-    ("params", "field_name"), [({"status": "closed"}, "status"), ({"type": "hiccups"}, "type")]
+    ("params", "field_name"),
+    [
+        ({"status": "closed"}, "status"),
+        ({"type": "hiccups"}, "type"),
+        ({"stauts": "open"}, "stauts"),  # misspelt: refused, not ignored into "every alert"
+        ({"member_id": "has/slash"}, "member_id"),
+    ],
 )
 def test_bad_alert_filters_are_named(api: Api, params: dict, field_name: str) -> None:
     response = api.client.get("/api/v1/alerts", params=params, headers=ADMIN)
@@ -602,6 +657,212 @@ def test_a_care_manager_sees_only_their_members_alerts(api: Api, database_url: s
     )
     assert api.client.get(f"/api/v1/alerts/{alert_rows['new']}", headers=headers).status_code == 403
     assert api.client.get(f"/api/v1/alerts/{alert_rows['old']}", headers=headers).status_code == 200
+
+
+# --- malformed input: a 422 naming the field, never a 500 ------------------------------------------
+
+NUL = "\x00"
+MEMBER = {
+    "name": "Ada",
+    "policy": {"number": "POL-1", "line": "home"},
+    "consent": {"monitoring": True, "outreach": False, "auto_claims": False},
+}
+
+
+def post_raw_json(api: Api, path: str, body: dict):
+    """`body` as any JSON encoder may write it: `\\u0000`, `\\ud800` and `NaN` escaped, which httpx's own refuses."""
+    return api.client.post(path, content=json.dumps(body), headers={**ADMIN, "Content-Type": "application/json"})
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "field_name"),
+    [
+        ("get", "/api/v1/members/m%00", "member_id"),
+        ("get", "/api/v1/members/m%00/care_plan", "member_id"),
+        ("put", "/api/v1/members/m%00/care_plan", "member_id"),
+        ("get", "/api/v1/devices/d%00/readings", "device_id"),
+        ("get", "/api/v1/alerts/%00", "alert_id"),
+    ],
+)
+def test_nul_in_a_path_id_is_named(api: Api, method: str, path: str, field_name: str) -> None:
+    response = api.client.request(method, path, headers=ADMIN, json={"overrides": {}} if method == "put" else None)
+    assert response.status_code == 422, response.text
+    assert fields(response) == [field_name]
+
+
+@pytest.mark.parametrize(
+    ("path", "params", "field_name"),
+    [
+        ("/api/v1/alerts", {"member_id": f"m{NUL}"}, "member_id"),
+        ("/api/v1/alerts", {"device_id": NUL}, "device_id"),
+        ("/api/v1/alerts", {"status": f"open{NUL}"}, "status"),
+        ("/api/v1/alerts", {"type": NUL}, "type"),
+        ("/api/v1/alerts", {"since": f"2026-11-22T10:00:00Z{NUL}"}, "since"),
+        ("/api/v1/alerts", {"limit": f"1{NUL}"}, "limit"),
+        ("/api/v1/devices/{device}/readings", {"metric": f"heart_rate{NUL}"}, "metric"),
+        ("/api/v1/devices/{device}/readings", {"until": NUL}, "until"),
+    ],
+)
+def test_nul_in_a_query_filter_is_named(
+    api: Api, reading_device: dict, path: str, params: dict, field_name: str
+) -> None:
+    response = api.client.get(path.format(device=reading_device["device_id"]), params=params, headers=ADMIN)
+    assert response.status_code == 422, response.text
+    assert fields(response) == [field_name]
+
+
+@pytest.mark.parametrize(
+    ("body", "field_name"),
+    [
+        ({"name": f"Ada{NUL}"}, "name"),
+        ({"address": f"12 St James's Square{NUL}"}, "address"),
+        ({"email": f"ada{NUL}@example.org"}, "email"),
+        ({"policy": {"number": f"POL{NUL}", "line": "home"}}, "policy.number"),
+        ({"emergency_contacts": [{"name": "B", "phone": "+44 1", "relation": f"son{NUL}"}]},
+         "emergency_contacts.0.relation"),
+        ({"outreach_urls": [f"mailto://ada@example.org{NUL}"]}, "outreach_urls"),
+        ({"timezone": f"UTC{NUL}"}, "timezone"),
+        ({"care_plan": {"tachycardia": {"enabled": NUL}}}, "care_plan"),
+        ({"care_plan": {"tachycardia": {"enabled": "\ud800"}}}, "care_plan"),  # a lone surrogate
+        ({"care_plan": {"tachycardia": {"tiers.0.threshold": float("nan")}}}, "care_plan"),
+        ({"birth_date": 0}, "birth_date"),  # a unix time: RFC 3339 only
+        ({"birth_date": "1941-12-10T00:00:00Z"}, "birth_date"),
+    ],
+)
+def test_a_member_body_field_the_database_could_not_store_is_named(api: Api, body: dict, field_name: str) -> None:
+    response = post_raw_json(api, "/api/v1/members", {**MEMBER, **body})
+    assert response.status_code == 422, response.text
+    assert fields(response) == [field_name]
+
+
+@pytest.mark.parametrize(
+    ("body", "field_name"),
+    [
+        ({f"name{NUL}": "Ada"}, f"name{NUL}"),
+        ({"care_plan": {f"tachy{NUL}cardia": {}}}, "care_plan"),
+        ({"care_plan": {"tachycardia": {"\udfff": 1}}}, "care_plan"),
+        ({"policy": {"number": "P", "line": "home", f"x{NUL}": 1}}, f"policy.x{NUL}"),
+    ],
+)
+def test_a_json_key_the_database_could_not_store_is_named(api: Api, body: dict, field_name: str) -> None:
+    response = post_raw_json(api, "/api/v1/members", {**MEMBER, **body})
+    assert response.status_code == 422, response.text
+    assert fields(response) == [field_name]
+
+
+def test_nul_in_device_gateway_and_care_plan_bodies_is_named(api: Api) -> None:
+    member = create_member(api)
+    device = {"device_id": unique("d"), "kind": "home", "member_id": member["id"], "location": f"kitchen{NUL}"}
+    response = api.client.post("/api/v1/devices", json=device, headers=ADMIN)
+    assert (response.status_code, fields(response)) == (422, ["location"])
+    gateway = {"id": unique("hub"), "name": f"hub{NUL}"}
+    response = api.client.post("/api/v1/gateways", json=gateway, headers=ADMIN)
+    assert (response.status_code, fields(response)) == (422, ["name"])
+    plan = {"overrides": {}, "note": f"athlete{NUL}"}
+    response = api.client.put(f"/api/v1/members/{member['id']}/care_plan", json=plan, headers=ADMIN)
+    assert (response.status_code, fields(response)) == (422, ["note"])
+    plan = {"overrides": {f"{NUL}": {"enabled": False}}}
+    response = api.client.put(f"/api/v1/members/{member['id']}/care_plan", json=plan, headers=ADMIN)
+    assert (response.status_code, fields(response)) == (422, ["overrides"])
+
+
+@pytest.mark.parametrize("raw", [b'{"name": "\xff"}', b"[" * 100_000], ids=["not-utf8", "too-deep"])
+def test_a_body_that_cannot_be_decoded_is_named_body(api: Api, raw: bytes) -> None:
+    response = api.client.post(
+        "/api/v1/members", content=raw, headers={**ADMIN, "Content-Type": "application/json"}
+    )
+    assert response.status_code == 422
+    assert fields(response) == ["body"]
+
+
+def test_a_value_the_database_refuses_is_a_422_not_a_500(database_url: str) -> None:
+    # The last line behind validation: a route that lets a bad value through to PostgreSQL.
+    app = create_app(_settings(database_url), RecordingAccounts(), care_plans=RecordingCarePlans())
+
+    async def leaky(value: str, pool: Pool) -> None:
+        async with pool.connection() as conn:
+            await conn.execute("SELECT %s::uuid", (value,))
+
+    app.add_api_route("/leaky", leaky)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        for value in (f"urn:uuid:{uuid.uuid4()}", f"{uuid.uuid4()}{NUL}"):
+            response = client.get("/leaky", params={"value": value})
+            assert response.status_code == 422, response.text
+            assert fields(response) == ["request"]
+
+
+def test_a_wrong_method_lists_every_method_of_the_path(api: Api) -> None:
+    response = api.client.delete("/api/v1/members/m-1/care_plan", headers=ADMIN)
+    assert response.status_code == 405
+    assert response.headers["allow"] == "GET, PUT"
+
+
+# --- the published error schema is what the API answers --------------------------------------------
+
+ERROR_MODELS = {"FieldErrors": FieldErrors, "ErrorMessage": ErrorMessage}
+
+
+def declared_error_model(app, template: str, method: str, status: int) -> type:
+    """The model the OpenAPI schema declares for this answer; KeyError when the status is not declared."""
+    response = app.openapi()["paths"][template][method]["responses"][str(status)]
+    return ERROR_MODELS[response["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[1]]
+
+
+def test_every_error_answer_is_declared_with_the_body_it_has(
+    api: Api, database_url: str, alert_rows: dict, reading_device: dict
+) -> None:
+    member = create_member(api, care_manager_id="cm-schema")
+    stranger = care_manager_headers(database_url, "cm-stranger")
+    device = reading_device["device_id"]
+    answers = [
+        ("get", "/api/v1/alerts", "/api/v1/alerts", {}, None, 401),
+        ("get", "/api/v1/alerts", "/api/v1/alerts", stranger, {"member_id": alert_rows["mine"]}, 403),
+        ("get", "/api/v1/alerts", "/api/v1/alerts", ADMIN, {"since": "1700000000"}, 422),
+        ("get", "/api/v1/alerts/{alert_id}", f"/api/v1/alerts/{uuid.uuid4()}", ADMIN, None, 404),
+        ("get", "/api/v1/alerts/{alert_id}", f"/api/v1/alerts/{alert_rows['new']}", stranger, None, 403),
+        ("get", "/api/v1/alerts/{alert_id}", "/api/v1/alerts/urn:uuid:x", ADMIN, None, 422),
+        ("get", "/api/v1/members/{member_id}", "/api/v1/members/nobody", ADMIN, None, 404),
+        ("get", "/api/v1/members/{member_id}", f"/api/v1/members/{member['id']}", stranger, None, 403),
+        ("get", "/api/v1/members/{member_id}/care_plan", "/api/v1/members/nobody/care_plan", ADMIN, None, 404),
+        ("get", "/api/v1/devices/{device_id}/readings", f"/api/v1/devices/{device}/readings", stranger, None, 403),
+        ("get", "/api/v1/devices/{device_id}/readings", "/api/v1/devices/ghost/readings", ADMIN, None, 404),
+        ("get", "/api/v1/devices/{device_id}/readings", f"/api/v1/devices/{device}/readings", ADMIN,
+         {"metric": "mood"}, 422),
+    ]
+    for method, template, path, headers, params, status in answers:
+        response = api.client.request(method, path, headers=headers, params=params)
+        assert response.status_code == status, (path, response.text)
+        declared_error_model(api.client.app, template, method, status).model_validate(response.json())
+
+    posts = [
+        ("/api/v1/members", member_body(id=member["id"]), ADMIN, 409),
+        ("/api/v1/members", member_body(), stranger, 403),
+        ("/api/v1/members", {"name": NUL}, ADMIN, 422),
+        ("/api/v1/devices", {"device_id": device, "kind": "wearable", "member_id": member["id"]}, ADMIN, 409),
+        ("/api/v1/gateways", {"id": unique("hub"), "device_ids": ["ghost"]}, ADMIN, 422),
+    ]
+    for path, body, headers, status in posts:
+        response = api.client.post(path, json=body, headers=headers)
+        assert response.status_code == status, (path, response.text)
+        declared_error_model(api.client.app, path, "post", status).model_validate(response.json())
+
+
+def test_a_body_over_the_limit_is_413_in_one_of_the_declared_forms(api: Api) -> None:
+    declared = api.client.app.openapi()["paths"]["/api/v1/members"]["post"]["responses"]["413"]["content"]
+    too_large = MAX_BODY_BYTES + 1
+
+    def streamed():  # no Content-Length: the limit is found while reading
+        for _ in range(too_large // 65_536 + 1):
+            yield b" " * 65_536
+
+    headers = {**ADMIN, "Content-Type": "application/json"}
+    for content in (b" " * too_large, streamed()):
+        response = api.client.post("/api/v1/members", content=content, headers=headers)
+        assert response.status_code == 413
+        media_type = response.headers["content-type"].split(";")[0]
+        assert media_type in declared
+        if media_type == "application/json":
+            ErrorMessage.model_validate(response.json())
 
 
 # --- operations -------------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Iterator
+from datetime import timedelta
 from urllib.parse import urlparse, urlunparse
 
 import psycopg
@@ -19,12 +20,11 @@ from vigil.storage.schema import ensure_database, migrate
 
 pytestmark = pytest.mark.infra
 
-# The server the rest of the suite uses (tests/conftest.py), with a database of this module's own.
-DATABASE_URL = urlunparse(
-    urlparse(os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/vigil"))._replace(
-        path="/vigil_cli_test"
-    )
-)
+# The server the rest of the suite uses (tests/conftest.py), with a database of this module's own, named
+# after the suite's so that checkouts testing side by side do not share it.
+_SUITE_URL = urlparse(os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/vigil"))
+DATABASE_NAME = f"{_SUITE_URL.path.lstrip('/')}_cli"
+DATABASE_URL = urlunparse(_SUITE_URL._replace(path=f"/{DATABASE_NAME}"))
 
 runner = CliRunner()
 
@@ -39,8 +39,8 @@ def fresh_settings() -> Iterator[None]:
 
 def _drop_database() -> None:
     with psycopg.connect(make_conninfo(DATABASE_URL, dbname="postgres"), autocommit=True) as conn:
-        conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = 'vigil_cli_test'")
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier("vigil_cli_test")))
+        conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (DATABASE_NAME,))
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(DATABASE_NAME)))
 
 
 @pytest.fixture
@@ -105,3 +105,86 @@ def test_run_refuses_an_unknown_service_by_name():
 
     assert result.exit_code == 2
     assert "nope" in result.output
+
+
+# --- token lifetimes and revocation -------------------------------------------------------------------
+
+
+def _create(database: str, *args: str):
+    return runner.invoke(app, ["token", "create", "--role", "admin", *args], env={"DATABASE_URL": database})
+
+
+def _token_row(database: str, token: str) -> tuple:
+    with psycopg.connect(database) as conn:
+        return conn.execute(
+            "SELECT id, expires_at - created_at, revoked_at FROM api_tokens WHERE token_sha256 = %s",
+            (hashlib.sha256(token.encode()).hexdigest(),),
+        ).fetchone()
+
+
+def test_a_token_created_with_a_lifetime_expires_and_its_id_goes_to_stderr(database: str):
+    result = _create(database, "--expires-in", "30d")
+
+    assert result.exit_code == 0, result.output
+    token = result.stdout.strip()
+    token_id, lifetime, revoked_at = _token_row(database, token)
+    assert lifetime == timedelta(days=30)
+    assert revoked_at is None
+    assert f"id {token_id} (expires " in _words(result.stderr)
+    assert token_id not in result.stdout
+
+
+def test_a_token_created_without_a_lifetime_never_expires(database: str):
+    result = _create(database)
+
+    assert result.exit_code == 0, result.output
+    assert _token_row(database, result.stdout.strip())[1] is None
+    assert "never expires" in _words(result.stderr)
+
+
+@pytest.mark.parametrize("lifetime", ["30", "1y", "0d", "soon", "9999d"])
+def test_a_lifetime_it_cannot_read_is_refused_before_anything_is_stored(database: str, lifetime: str):
+    result = _create(database, "--expires-in", lifetime)
+
+    assert result.exit_code == 2
+    assert "--expires-in" in _words(result.output)
+    with psycopg.connect(database) as conn:
+        assert conn.execute("SELECT count(*) FROM api_tokens").fetchone() == (0,)
+
+
+@pytest.mark.parametrize("by", ["id", "token"])
+def test_a_token_is_revoked_by_its_id_or_by_itself(database: str, by: str):
+    token = _create(database, "--expires-in", "1w").stdout.strip()
+    token_id = _token_row(database, token)[0]
+
+    result = runner.invoke(app, ["token", "revoke", token_id if by == "id" else token], env={"DATABASE_URL": database})
+
+    assert result.exit_code == 0, result.output
+    assert f"revoked {token_id}" in _words(result.stdout)
+    assert _token_row(database, token)[2] is not None
+    assert token not in result.output
+
+
+def test_revoking_an_unknown_token_fails_without_echoing_it(database: str):
+    result = runner.invoke(app, ["token", "revoke", "vgl_secret-pasted-by-mistake"], env={"DATABASE_URL": database})
+
+    assert result.exit_code == 1
+    assert "no API token" in _words(result.output)
+    assert "secret-pasted" not in result.output
+
+
+def test_token_list_shows_ids_and_states_but_no_secrets(database: str):
+    kept = _create(database).stdout.strip()
+    gone = _create(database, "--expires-in", "2w").stdout.strip()
+    runner.invoke(app, ["token", "revoke", gone], env={"DATABASE_URL": database})
+
+    result = runner.invoke(app, ["token", "list"], env={"DATABASE_URL": database})
+
+    assert result.exit_code == 0, result.output
+    rows = {line.split()[0]: line for line in result.stdout.splitlines() if line.startswith("tok_")}
+    assert set(rows) == {_token_row(database, kept)[0], _token_row(database, gone)[0]}
+    assert "active" in rows[_token_row(database, kept)[0]] and "never" in rows[_token_row(database, kept)[0]]
+    assert "revoked" in rows[_token_row(database, gone)[0]]
+    for token in (kept, gone):
+        assert token not in result.output
+        assert hashlib.sha256(token.encode()).hexdigest() not in result.output

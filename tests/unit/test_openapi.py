@@ -1,10 +1,12 @@
-"""The published OpenAPI schema offers what CONTRACT.md section 3 promises, behind bearer auth."""
+"""The published OpenAPI schema offers what CONTRACT.md section 3 promises, behind bearer auth, and declares
+the errors each call really answers with the bodies the handlers write."""
 
 from __future__ import annotations
 
 import pytest
 
 from alerts.app import create_app
+from alerts.errors import FieldErrors, field_errors
 from vigil.settings import Settings
 
 CONTRACT_CALLS = [
@@ -42,3 +44,76 @@ def test_device_query_filters_are_documented(schema):
     assert {"metric", "since", "until", "limit"} <= params
     params = {p["name"] for p in schema["paths"]["/api/v1/alerts"]["get"]["parameters"]}
     assert {"member_id", "device_id", "status", "type", "since"} <= params
+
+
+# What each call really answers besides success; every /api/v1 call also answers 401, 422 and 503.
+ERROR_STATUSES = {
+    ("post", "/api/v1/members"): {403, 409, 413},
+    ("get", "/api/v1/members/{member_id}"): {403, 404},
+    ("put", "/api/v1/members/{member_id}/care_plan"): {403, 404, 413},
+    ("get", "/api/v1/members/{member_id}/care_plan"): {403, 404},
+    ("post", "/api/v1/devices"): {403, 409, 413},
+    ("get", "/api/v1/devices/{device_id}/readings"): {403, 404},
+    ("post", "/api/v1/gateways"): {403, 409, 413},
+    ("get", "/api/v1/alerts"): {403},
+    ("get", "/api/v1/alerts/{alert_id}"): {403, 404},
+}
+
+
+def _api_operations(schema: dict) -> list[tuple[str, str]]:
+    return [(m, p) for p, ops in schema["paths"].items() if p.startswith("/api/v1") for m in ops]
+
+
+def test_every_api_call_lists_the_error_statuses_it_answers(schema):
+    assert sorted(_api_operations(schema)) == sorted(ERROR_STATUSES), "a call was added: list its errors here"
+    for (method, path), statuses in ERROR_STATUSES.items():
+        responses = schema["paths"][path][method]["responses"]
+        declared = {int(code) for code in responses if code.startswith(("4", "5"))}
+        assert declared == statuses | {401, 422, 503}, f"{method.upper()} {path}"
+
+
+def test_error_bodies_are_the_api_s_own_not_fastapi_s_default(schema):
+    assert "HTTPValidationError" not in schema["components"]["schemas"]
+    assert "ValidationError" not in schema["components"]["schemas"]
+    for method, path in _api_operations(schema):
+        for code, response in schema["paths"][path][method]["responses"].items():
+            if code.startswith(("4", "5")):
+                ref = response["content"]["application/json"]["schema"]["$ref"]
+                assert ref.endswith("/FieldErrors" if code == "422" else "/ErrorMessage"), (method, path, code)
+
+
+def test_the_error_schemas_are_the_shapes_the_handlers_write(schema):
+    problem = schema["components"]["schemas"]["FieldProblem"]
+    assert set(problem["required"]) == set(problem["properties"]) == {"field", "message", "type", "loc"}
+    assert problem["additionalProperties"] is False
+    assert schema["components"]["schemas"]["FieldErrors"]["properties"]["detail"]["items"]["$ref"].endswith(
+        "/FieldProblem"
+    )
+    assert schema["components"]["schemas"]["ErrorMessage"]["properties"]["detail"]["type"] == "string"
+
+
+def test_the_body_a_validation_error_becomes_fits_the_declared_schema():
+    # The 422 handler's own output for a typical error, checked against the published model.
+    errors = field_errors([{"loc": ("body", "policy", "line"), "msg": "Input should be 'home'", "type": "enum"}])
+    body = FieldErrors.model_validate({"detail": errors})
+    assert body.detail[0].field == "policy.line"
+
+
+@pytest.mark.parametrize(
+    ("path", "name"),
+    [
+        ("/api/v1/alerts/{alert_id}", "alert_id"),
+        ("/api/v1/members/{member_id}", "member_id"),
+        ("/api/v1/devices/{device_id}/readings", "device_id"),
+    ],
+)
+def test_path_ids_are_published_with_the_pattern_they_are_checked_against(schema, path, name):
+    [param] = [p for p in schema["paths"][path]["get"]["parameters"] if p["name"] == name]
+    assert param["schema"]["pattern"].startswith("^") and param["schema"]["pattern"].endswith("$")
+
+
+def test_time_filters_are_published_as_rfc3339_date_times(schema):
+    for path, names in (("/api/v1/alerts", {"since"}), ("/api/v1/devices/{device_id}/readings", {"since", "until"})):
+        for param in schema["paths"][path]["get"]["parameters"]:
+            if param["name"] in names:
+                assert {"type": "string", "format": "date-time"} in param["schema"]["anyOf"]

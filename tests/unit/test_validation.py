@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from ingest.validation import Verdict, judge
+from ingest.validation import Verdict, failed, judge
 from vigil.telemetry import DeadLetter, RegisteredDevice, TelemetryRecord
 
 TOPIC = "devices/wb-000123/telemetry"
@@ -322,8 +322,14 @@ def test_a_reading_that_is_not_an_object_costs_only_itself(payload):
                      "out_of_range", "value", id="heart_rate 251"),
         pytest.param({"ts": "2026-11-22T10:00:00Z", "metric": "heart_rate", "value": 19.99},
                      "out_of_range", "value", id="heart_rate 19.99"),
-        pytest.param({"ts": "2026-11-22T10:00:00Z", "metric": "heart_rate", "value": float("nan")},
-                     "out_of_range", "value", id="heart_rate NaN"),
+        pytest.param({"ts": "2026-11-22T10:00:00Z", "metric": "heart_rate", "value": 1.5e308},
+                     "out_of_range", "value", id="heart_rate 1.5e308"),
+        pytest.param({"ts": "2026-11-22T10:00:00Z", "metric": "heart_rate", "value": 2**64 - 1},
+                     "out_of_range", "value", id="heart_rate 2**64 - 1"),
+        pytest.param({"ts": "2026-11-22T10:00:00Z", "metric": "heart\u0000rate", "value": 72},
+                     "unknown_metric", "metric", id="NUL in the metric name"),
+        pytest.param({"ts": "2026-11-22T10:00:00Z", "metric": "heart_rate", "value": [[[[72]]]]},
+                     "bad_reading", "value", id="value nested in arrays"),
         pytest.param({"ts": "2026-11-22T10:00:00Z", "metric": "worn", "value": 2},
                      "out_of_range", "value", id="flag 2"),
         pytest.param({"ts": "2026-11-22T10:00:00Z", "metric": "water_leak", "value": 0.5},
@@ -430,3 +436,167 @@ def test_a_message_whose_every_reading_is_bad_still_passes_on_an_empty_record(pa
 
     assert verdict.record.readings == []
     assert [d.reason for d in verdict.dead_letters] == ["out_of_range"]
+
+
+# -- hostile payloads: each costs only itself, as a dead letter with its reason -------------------
+
+GOOD_START = b'{"device_id": "wb-000123", "sent_at": "2026-11-22T10:00:05Z", '
+GOOD_READINGS = b'"readings": [{"ts": "2026-11-22T10:00:00Z", "metric": "steps", "value": 0}]'
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        pytest.param(b"[" * 60_000, id="60 KB of ["),
+        pytest.param(b'{"a":' * 10_000, id="10 000 unclosed objects"),
+        pytest.param(b"[" * 1000 + b"]" * 1000, id="1000 closed arrays (valid JSON, too deep)"),
+        pytest.param(GOOD_START + b'"seq": ' + b"7" * 5000 + b", " + GOOD_READINGS + b"}",
+                     id="seq of 5000 digits"),
+        pytest.param(GOOD_START + b'"seq": 1e400, ' + GOOD_READINGS + b"}", id="a float beyond double"),
+        pytest.param(GOOD_START + b'"seq": 1, "readings": [{"ts": "2026-11-22T10:00:00Z", "metric": "steps", '
+                     b'"value": NaN}]}', id="NaN"),
+        pytest.param(GOOD_START + b'"seq": 1, "readings": [{"ts": "2026-11-22T10:00:00Z", "metric": "steps", '
+                     b'"value": -Infinity}]}', id="-Infinity"),
+        pytest.param(GOOD_START + b'"seq": 1, "note": "\\ud800", ' + GOOD_READINGS + b"}",
+                     id="lone surrogate escape in a string"),
+        pytest.param(GOOD_START + b'"seq": 1, "\\udfff": 1, ' + GOOD_READINGS + b"}",
+                     id="lone surrogate escape in a key"),
+        pytest.param(GOOD_START + b'"seq": 1, "note": "\xed\xa0\x80", ' + GOOD_READINGS + b"}",
+                     id="surrogate encoded as UTF-8 bytes"),
+        pytest.param(GOOD_START + b'"seq": 1, "note": "a\x00b", ' + GOOD_READINGS + b"}",
+                     id="raw NUL byte in a string"),
+        pytest.param(GOOD_START + b'"seq": 1, ' + GOOD_READINGS + b"}\x00", id="NUL after the object"),
+        pytest.param(GOOD_START + b'"seq": 1, ' + GOOD_READINGS + b"} {}", id="two documents"),
+        pytest.param(b"\xef\xbb\xbf\xef\xbb\xbf{}", id="two byte order marks"),
+        pytest.param(GOOD_START + b'"seq": 1, "readings": [{"ts": "2026-11-22T10:00:00Z", "metric": "steps", '
+                     b'"value": ' + b"[" * 40 + b"0" + b"]" * 40 + b"}]}", id="a reading's value 40 deep"),
+    ],
+)
+def test_hostile_payloads_are_invalid_json(raw):
+    assert len(raw) <= 64 * 1024
+
+    dead = refused(run(raw))
+
+    assert dead.reason == "invalid_json"
+    assert dead.detail.startswith("not UTF-8 JSON: ")
+    assert dead.device_id == "wb-000123"
+    assert dead.payload == raw[:4096].decode("utf-8", errors="replace")
+    dead.model_dump_json()  # and it can be put on Kafka as it is
+
+
+@pytest.mark.parametrize(
+    ("seq", "field"),
+    [
+        pytest.param(b"18446744073709551615", "seq", id="seq 2**64 - 1"),
+        pytest.param(b"18446744073709551616", "seq", id="seq 2**64 (a float to orjson)"),
+        pytest.param(b"-9223372036854775809", "seq", id="seq below int64"),
+    ],
+)
+def test_integers_beyond_int64_are_schema_errors(seq, field):
+    dead = refused(run(GOOD_START + b'"seq": ' + seq + b", " + GOOD_READINGS + b"}"))
+
+    assert (dead.reason, dead.detail.split(":")[0]) == ("schema", field)
+
+
+def test_a_nul_in_a_field_name_is_shown_escaped_in_the_detail(payload):
+    message = payload("contract_example")
+    message["firm\x00ware"] = "1.2.3"
+
+    dead = refused(run(message))
+
+    assert dead.reason == "schema"
+    assert dead.detail.startswith("firm\\x00ware: ")
+    assert "\x00" not in dead.detail
+
+
+def test_a_deep_payload_is_refused_without_the_stdlib_recursing(payload):
+    # The same bytes made json.loads raise RecursionError and took the MQTT loop down with it.
+    raw = b"[" * 60_000
+    with pytest.raises(RecursionError):
+        json.loads(raw)
+
+    assert refused(run(raw)).detail.startswith("not UTF-8 JSON: ")
+
+
+def test_an_internal_failure_is_a_dead_letter_naming_the_error():
+    verdict = failed(TOPIC, b'{"seq": 1}', now_ms=NOW_MS, error=KeyError("\ud800 boom"))
+
+    dead = refused(verdict)
+    assert (dead.reason, dead.device_id, dead.topic, dead.payload) == ("internal_error", "wb-000123", TOPIC,
+                                                                       '{"seq": 1}')
+    assert dead.detail.startswith("ingest could not handle this message: KeyError: ")
+    dead.model_dump_json()  # the lone surrogate of the error's text does not stop it reaching Kafka
+
+
+# -- timestamps: RFC 3339 date-times and nothing else ---------------------------------------------
+
+NOT_RFC3339 = [
+    pytest.param(1_795_341_600, id="unix seconds"),
+    pytest.param(1_795_341_600_000, id="unix milliseconds"),
+    pytest.param(1_795_341_600.5, id="unix seconds with a fraction"),
+    pytest.param("1795341600", id="unix seconds as a string"),
+    pytest.param("2026-11-22", id="a date"),
+    pytest.param("2026-11-22T10:00:00", id="no time zone"),
+    pytest.param("2026-11-22 10:00:00Z", id="a space for the T"),
+    pytest.param("2026-11-22T10:00Z", id="no seconds"),
+    pytest.param("2026-11-22T10:00:00+0200", id="offset without a colon"),
+    pytest.param("2026-11-22T10:00:00+02", id="offset without minutes"),
+    pytest.param("2026-11-22T10:00:00+24:00", id="offset of 24 h"),
+    pytest.param("2026-11-22T10:00:00.Z", id="empty fraction"),
+    pytest.param("2026-02-30T10:00:00Z", id="February 30"),
+    pytest.param("2026-11-22T24:00:00Z", id="hour 24"),
+    pytest.param("2026-12-31T23:59:60Z", id="a leap second"),
+    pytest.param("\uff12\uff10\uff12\uff16-11-22T10:00:00Z", id="full-width digits"),
+    pytest.param("2026-11-22T10:00:00Z ", id="trailing space"),
+    pytest.param("20261122T100000Z", id="ISO 8601 basic format"),
+    pytest.param(True, id="true"),
+    pytest.param(None, id="null"),
+    pytest.param(["2026-11-22T10:00:00Z"], id="an array"),
+]
+
+
+@pytest.mark.parametrize("ts", NOT_RFC3339)
+def test_a_reading_ts_must_be_rfc3339(payload, ts):
+    message = payload("contract_example")
+    message["readings"].insert(1, {"ts": ts, "metric": "heart_rate", "value": 72})
+
+    verdict = run(message)
+
+    assert verdict.record.readings == EXAMPLE_READINGS
+    [dead] = verdict.dead_letters
+    assert dead.reason == "bad_reading"
+    assert dead.detail.startswith("readings.1.ts: ")
+    assert "RFC 3339" in dead.detail or "leap second" in dead.detail
+
+
+@pytest.mark.parametrize("sent_at", NOT_RFC3339)
+def test_sent_at_must_be_rfc3339(payload, sent_at):
+    message = payload("contract_example")
+    message["sent_at"] = sent_at
+
+    dead = refused(run(message))
+
+    assert dead.reason == "schema"
+    assert dead.detail.startswith("sent_at: ")
+
+
+@pytest.mark.parametrize(
+    ("ts", "ts_ms"),
+    [
+        pytest.param("2026-11-22T10:00:00Z", T_10_00_MS, id="Z"),
+        pytest.param("2026-11-22t10:00:00z", T_10_00_MS, id="lower-case t and z"),
+        pytest.param("2026-11-22T10:00:00-00:00", T_10_00_MS, id="-00:00"),
+        pytest.param("2026-11-22T12:00:00+02:00", T_10_00_MS, id="+02:00"),
+        pytest.param("2026-11-22T10:00:00.001Z", T_10_00_MS + 1, id="milliseconds"),
+        pytest.param("2026-11-22T10:00:00.123456789Z", T_10_00_MS + 123, id="nanoseconds, truncated"),
+        pytest.param("2026-11-23T09:01:00+23:01", T_10_00_MS, id="offset +23:01"),
+    ],
+)
+def test_rfc3339_forms_are_accepted(payload, ts, ts_ms):
+    message = payload("contract_example")
+    message["readings"] = [{"ts": ts, "metric": "battery", "value": 80}]
+
+    verdict = run(message)
+
+    assert verdict.dead_letters == []
+    assert verdict.record.readings == [(ts_ms, "battery", 80.0)]
