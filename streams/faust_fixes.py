@@ -21,19 +21,33 @@ Each was seen here as lost telemetry after a stream worker was killed and restar
 
 With these, a record that was not processed is never committed: at worst it is read again after
 the next rebalance or restart, which the idempotent sinks absorb.
+
+The patches reach into private methods, so `apply()` runs only on the pinned release and checks
+that every method it wraps is there before touching any: an upgrade or a rename upstream stops the
+worker at start-up instead of quietly dropping a correction.
 """
 
 from __future__ import annotations
 
 import functools
+import importlib.metadata
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from faust.tables.recovery import Recovery
 from faust.transport.consumer import Consumer
 
-_original_new_offset = Consumer._new_offset
-_PATCHED = "_vigil_resumes_after_seek"
+# The patches replace private methods, so they are only known to be right for the release whose
+# source they were written against; pyproject.toml pins the same version (a unit test holds the two
+# together). Moving the pin means reading each patched method in the new release first.
+PINNED_FAUST_VERSION = "0.15.3"
+_PATCHED = "_vigil_patched"
+
+Wrap = Callable[[Callable[..., Any]], Callable[..., Any]]
+
+
+class FaustPatchError(RuntimeError):
+    """The installed faust-streaming is not the one these corrections were written for."""
 
 
 def hole_at_head(acked: Sequence[int], committed: int | None) -> bool:
@@ -41,14 +55,26 @@ def hole_at_head(acked: Sequence[int], committed: int | None) -> bool:
     return bool(acked) and committed is not None and min(acked) > committed
 
 
-def _new_offset(self: Consumer, tp: Any) -> int | None:
-    if hole_at_head(self._acked[tp], self._committed_offset[tp]):
-        return None  # the next record to commit has not been acknowledged yet
-    return _original_new_offset(self, tp)
+def _commit_stops_at_hole(original: Callable[..., int | None]) -> Callable[..., int | None]:
+    """`Consumer._new_offset` that returns nothing to commit while the head offset is missing."""
+
+    @functools.wraps(original)
+    def _new_offset(self: Consumer, tp: Any) -> int | None:
+        if hole_at_head(self._acked[tp], self._committed_offset[tp]):
+            return None  # the next record to commit has not been acknowledged yet
+        return original(self, tp)
+
+    return _new_offset
 
 
-async def _no_gap(self: Consumer, tp: Any, offset_from: int, offset_to: int) -> None:
-    return None
+def _no_gaps(original: Callable[..., Awaitable[None]]) -> Callable[..., Awaitable[None]]:
+    """`Consumer._add_gap` that records nothing, so a jump in offsets is never committed."""
+
+    @functools.wraps(original)
+    async def _add_gap(self: Consumer, tp: Any, offset_from: int, offset_to: int) -> None:
+        return None
+
+    return _add_gap
 
 
 def _resume_partitions_last(method: Callable[..., Awaitable[None]]) -> Callable[..., Awaitable[None]]:
@@ -70,15 +96,61 @@ def _resume_partitions_last(method: Callable[..., Awaitable[None]]) -> Callable[
         for partitions in held:
             consumer.resume_partitions(partitions)
 
-    setattr(step, _PATCHED, True)
     return step
 
 
+PATCHES: tuple[tuple[type, str, Wrap], ...] = (
+    (Consumer, "_new_offset", _commit_stops_at_hole),
+    (Consumer, "_add_gap", _no_gaps),
+    (Recovery, "on_recovery_completed", _resume_partitions_last),
+    (Recovery, "_resume_streams", _resume_partitions_last),
+)
+
+
+def installed_faust_version() -> str | None:
+    """The version of the installed faust-streaming distribution, or None if there is none."""
+    try:
+        return importlib.metadata.version("faust-streaming")
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def require_pinned_faust(installed: str | None) -> None:
+    """Refuse any faust-streaming but the pinned one: a private method may have changed under us."""
+    if installed != PINNED_FAUST_VERSION:
+        found = "no faust-streaming distribution" if installed is None else f"faust-streaming {installed}"
+        raise FaustPatchError(
+            f"streams.faust_fixes corrects faust-streaming {PINNED_FAUST_VERSION}, but {found} is "
+            f"installed; install faust-streaming=={PINNED_FAUST_VERSION}, or review every patch "
+            "against the new release before moving PINNED_FAUST_VERSION and the pin in pyproject.toml."
+        )
+
+
+def install(patches: Sequence[tuple[type, str, Wrap]]) -> None:
+    """Wrap each named method in place; idempotent, and all-or-nothing on a missing name.
+
+    Every name is checked before any is patched: after a rename upstream, assigning the old name
+    would only add an attribute nothing calls, and the correction would be silently gone.
+    """
+    missing = [
+        f"{cls.__module__}.{cls.__qualname__}.{name}"
+        for cls, name, _ in patches
+        if not callable(getattr(cls, name, None))
+    ]
+    if missing:
+        raise FaustPatchError(
+            f"streams.faust_fixes cannot patch {', '.join(missing)}: no such method on the installed "
+            "faust-streaming; the correction must be rewritten for its new name."
+        )
+    for cls, name, wrap in patches:
+        original = getattr(cls, name)
+        if not getattr(original, _PATCHED, False):
+            patched = wrap(original)
+            setattr(patched, _PATCHED, True)
+            setattr(cls, name, patched)
+
+
 def apply() -> None:
-    """Install the corrections; idempotent."""
-    Consumer._new_offset = _new_offset
-    Consumer._add_gap = _no_gap
-    for name in ("on_recovery_completed", "_resume_streams"):
-        method = getattr(Recovery, name)
-        if not getattr(method, _PATCHED, False):
-            setattr(Recovery, name, _resume_partitions_last(method))
+    """Install the corrections on the pinned faust-streaming; idempotent, loud on any other."""
+    require_pinned_faust(installed_faust_version())
+    install(PATCHES)
