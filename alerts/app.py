@@ -13,7 +13,7 @@ from alerts.health import database_probe
 from alerts.ports import BackgroundService, BrokerAccounts, CarePlanPublisher, HealthProbe
 from alerts.routes import alerts, devices, gateways, health, members
 from alerts.routes import care_plans as care_plan_routes
-from vigil.care_plans import CarePlanChanged
+from vigil.care_plan_events import CarePlanChanged
 from vigil.settings import Settings
 
 API_PREFIX = "/api/v1"

@@ -16,9 +16,9 @@ from typing import Any
 
 from alerts.auth import Principal
 from alerts.timefmt import utc_text
-from streams.rules.catalog import DEFAULT_RULES
-from streams.rules.overrides import ENABLED, describe_overridable, rules_with_overrides, validate_overrides
-from vigil.care_plans import CarePlanChanged
+from vigil.care_plan_events import CarePlanChanged
+from vigil.rules.catalog import DEFAULT_RULES
+from vigil.rules.overrides import ENABLED, describe_overridable, rules_with_overrides, validate_overrides
 from vigil.telemetry import to_ms
 
 

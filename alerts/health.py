@@ -46,7 +46,7 @@ def pipeline_probe(database_url: str, *, max_silence_s: float = HEARTBEAT_GAP_S)
     A heartbeat is stored only after ingest's probe went round its MQTT message loop and the record
     crossed Kafka and the stream worker, so a stuck or dead ingest, or a worker that stores nothing,
     shows here as down; a TCP probe of the broker would still say up. The same gap tells the
-    scheduler not to count devices' silence (`alerts.offline.pipeline_live_since`).
+    scheduler not to count devices' silence (`vigil.rules.offline.pipeline_live_since`).
     Its own connection: a busy API pool must not make the pipeline look down.
     """
 

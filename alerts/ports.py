@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
-from vigil.care_plans import CarePlanChanged
+from vigil.care_plan_events import CarePlanChanged
 
 # A health probe answers True when its component is usable; False, an exception or a slow answer
 # all count as down.

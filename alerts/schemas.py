@@ -21,23 +21,11 @@ from pydantic import (
 from alerts.storable import unstorable
 from alerts.timefmt import FullDate, utc_text
 from vigil.broker_accounts import client_id
+from vigil.events import Severity
+from vigil.rules.catalog import ALERT_TYPES
 from vigil.telemetry import DEVICE_ID_PATTERN
 
-AlertType = Literal[
-    "tachycardia",
-    "bradycardia",
-    "low_spo2",
-    "fall",
-    "device_offline",
-    "low_battery",
-    "smoke",
-    "co",
-    "gas_leak",
-    "water_leak",
-    "freeze_risk",
-    "overheat",
-    "electrical_arcing",
-]
+AlertType = Literal[ALERT_TYPES]  # type: ignore[valid-type]
 AlertStatus = Literal["open", "acknowledged", "escalated", "resolved"]
 
 # Every id a client chooses (members, devices, gateways) has the shape of an MQTT topic level.
@@ -199,7 +187,7 @@ class Reading(BaseModel):
 class Alert(BaseModel):
     id: str
     type: str
-    severity: Literal["critical", "high", "medium", "low"]
+    severity: Severity
     status: AlertStatus
     member_id: str
     device_id: str

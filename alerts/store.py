@@ -15,7 +15,7 @@ from typing import Any
 from psycopg import AsyncConnection, sql
 from psycopg.types.json import Jsonb
 
-from alerts.lifecycle import episode_marker, history_entry
+from alerts.event_decoding import episode_marker, history_entry
 from alerts.sqlrows import fetch_all, fetch_one
 from alerts.timefmt import utc_text
 from vigil.events import AlertChanged

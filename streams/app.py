@@ -24,13 +24,13 @@ from collections.abc import Iterable
 import faust
 
 from streams import faust_fixes, metrics, stored_readings
-from streams.batches import finish
-from streams.care_plans import CarePlans
+from streams.care_plan_feed import CarePlans
 from streams.commit_watch import add_commit_watch
 from streams.database import RetryingSession
 from streams.detection import detect
 from streams.heartbeats import add_heartbeat_agent
 from streams.records import decode_dead_letters, decode_telemetry
+from streams.shielding import finish
 from vigil.settings import Settings
 from vigil.storage import sinks
 from vigil.telemetry import DeadLetter

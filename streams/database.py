@@ -19,7 +19,7 @@ from psycopg.pq import TransactionStatus
 from tenacity import AsyncRetrying, retry_if_exception, wait_exponential
 
 from streams import metrics
-from streams.batches import finish
+from streams.shielding import finish
 from vigil.storage import CONTENT_ERRORS, refused_for_content
 
 log = logging.getLogger(__name__)

@@ -16,8 +16,8 @@ import logging
 import faust
 import psycopg
 
-from streams.batches import finish
 from streams.database import RetryingSession
+from streams.shielding import finish
 from vigil.settings import Settings
 from vigil.storage.text import clean_text
 from vigil.topics import HEARTBEAT_GAP_S, HEARTBEATS

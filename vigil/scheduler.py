@@ -2,7 +2,7 @@
 
 - retention: trimming telemetry past `VIGIL_RETENTION_DAYS`, at start and then hourly; on TimescaleDB
   its retention and refresh policies are set from the current value first.
-- device_offline: every 15 s, the devices silent too long (judged by `alerts.offline`) raised, and
+- device_offline: every 15 s, the devices silent too long (judged by `vigil.rules.offline`) raised, and
   those heard again cleared, as `AlertChanged` events on the alerts topic. The events are
   idempotent, so a run repeated before the alerts service has applied the last one is harmless.
 """
@@ -20,9 +20,9 @@ import psycopg
 from apscheduler.schedulers.blocking import BlockingScheduler
 from confluent_kafka import KafkaException, Producer
 
-from alerts.offline import DEVICE_OFFLINE, Device, OfflineAlert, judge_offline, pipeline_live_since
 from vigil.events import AlertChanged
 from vigil.logs import configure_logging
+from vigil.rules.offline import DEVICE_OFFLINE, Device, OfflineAlert, judge_offline, pipeline_live_since
 from vigil.settings import Settings, get_settings
 from vigil.storage.retention import trim
 from vigil.storage.schema import uses_timescale

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from alerts.lifecycle import MalformedEvent, decode_alert_changed, episode_marker, history_entry
+from alerts.event_decoding import MalformedEvent, decode_alert_changed, episode_marker, history_entry
 from alerts.timefmt import utc_text
 from vigil.events import alert_id
 

@@ -29,11 +29,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from streams.rules.episodes import Episode, IncidentFound, Transition
-from streams.rules.evidence import parameters
-from streams.rules.incidents import incident_id
-from streams.rules.spec import Rule
 from vigil.events import AlertChanged, IncidentOpened, alert_id
+from vigil.rules.episodes import Episode, IncidentFound, Transition
+from vigil.rules.evidence import parameters
+from vigil.rules.incidents import incident_id
+from vigil.rules.spec import Rule
 
 WITHDRAWN = "withdrawn: readings that arrived late show the condition did not hold"
 REOPENED = "reopened: readings that arrived late show the condition still held when its alert was cleared"
@@ -130,7 +130,7 @@ class Announcer:
         """Episodes that began and ended before the settled time, found by stragglers: sent as they happened.
 
         They leave `told` alone: the alerts service holds them open only until their clear, which
-        follows at once (see `streams.rules.stragglers` for when it is left out).
+        follows at once (see `vigil.rules.stragglers` for when it is left out).
         """
         return [self._event(t, t.alert_id, t.triggered_at_ms, extra={"found_late": FOUND_LATE})
                 for t in sorted(transitions, key=lambda t: t.at_ms) if self._first_time(t.key, t.found_ms)]

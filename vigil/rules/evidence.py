@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
-from streams.rules.spec import Rule
+from vigil.rules.spec import Rule
 
 
 def iso(ms: int) -> str:

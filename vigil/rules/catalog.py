@@ -9,7 +9,8 @@ Choices RULES.md leaves open, made here:
 
 from __future__ import annotations
 
-from streams.rules.spec import (
+from vigil.rules.offline import DEVICE_OFFLINE
+from vigil.rules.spec import (
     FallRule,
     Incident,
     Rule,
@@ -83,3 +84,14 @@ DEFAULT_RULES: tuple[Rule, ...] = (
         clear_s=86_400,
     ),
 )
+
+
+def _alert_types() -> tuple[str, ...]:
+    # RULES.md's order: `device_offline`, judged by the scheduler, comes after the health rules.
+    stream_types = [rule.type for rule in DEFAULT_RULES]
+    after_health = stream_types.index("fall") + 1
+    return (*stream_types[:after_health], DEVICE_OFFLINE.type, *stream_types[after_health:])
+
+
+# Every alert type Vigil raises: the one list the API schema and the simulators use.
+ALERT_TYPES: tuple[str, ...] = _alert_types()

@@ -14,10 +14,10 @@ import logging
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from streams.rules.catalog import DEFAULT_RULES
-from streams.rules.overrides import rules_with_overrides
-from streams.rules.spec import Rule
-from vigil.care_plans import MalformedCarePlan, decode_care_plan
+from vigil.care_plan_events import MalformedCarePlan, decode_care_plan
+from vigil.rules.catalog import DEFAULT_RULES
+from vigil.rules.overrides import rules_with_overrides
+from vigil.rules.spec import Rule
 from vigil.topics import CARE_PLANS
 
 log = logging.getLogger(__name__)

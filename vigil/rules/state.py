@@ -1,6 +1,6 @@
 """What the detection rules remember about one device between batches.
 
-Plain JSON-friendly data so the Faust table's changelog can carry it (see `streams.rules.evaluate`
+Plain JSON-friendly data so the Faust table's changelog can carry it (see `vigil.rules.lateness`
 for what each part is for). Its size is bounded: the buffer holds the lateness allowance's readings
 (at most `MAX_BUFFERED_READINGS`), the checkpoint each rule's run and the per-minute aggregates of the
 longest minute window (and, for a busy device, `head`: the same after the buffer), `announced` the
@@ -27,9 +27,9 @@ class DeviceState:
     # Changes and incidents sent (their key -> the reading time at which they were found).
     announced: dict[str, int] = field(default_factory=dict)
     # Alert type -> [alert id, severity, triggered_at_ms, id of the episode it stands for]: what the
-    # alerts service holds open (see `streams.rules.announce`).
+    # alerts service holds open (see `vigil.rules.announce`).
     told: dict[str, list] = field(default_factory=dict)
-    # Which rules judged last: a change keeps open alerts open (see `streams.rules.evaluate`).
+    # Which rules judged last: a change keeps open alerts open (see `vigil.rules.lateness`).
     rules_digest: str | None = None
     # Every rule's state after the buffer too (the checkpoint's shape), so that readings arriving in
     # order go on from it instead of replaying the buffer; None (a state saved before heads were kept,
@@ -80,7 +80,7 @@ def _from_first_version(data: dict) -> DeviceState:
 
     Everything older than its watermark counts as settled; runs in progress start again.
     """
-    from streams.rules.catalog import DEFAULT_RULES
+    from vigil.rules.catalog import DEFAULT_RULES
 
     severities = {rule.type: getattr(rule, "severity", "high") for rule in DEFAULT_RULES}
     watermark = data.get("watermark_ms", 0)

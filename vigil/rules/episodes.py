@@ -1,6 +1,6 @@
 """Open alerts and the changes evaluators find, collected in an outbox during one replay.
 
-Evaluators only say what happened in event time; `streams.rules.announce` decides what of it is
+Evaluators only say what happened in event time; `vigil.rules.announce` decides what of it is
 news to the alerts topic.
 """
 
@@ -10,8 +10,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-from streams.rules.spec import SEVERITY_RANK, Rule
 from vigil.events import alert_id
+from vigil.rules.spec import SEVERITY_RANK, Rule
 
 Change = Literal["raised", "updated", "cleared", "released"]
 Evidence = dict[str, Any]

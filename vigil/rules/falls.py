@@ -9,9 +9,9 @@ fall.
 
 from __future__ import annotations
 
-from streams.rules.episodes import Episode, Evidence, Outbox
-from streams.rules.evidence import iso
-from streams.rules.spec import WORN_METRIC, FallRule
+from vigil.rules.episodes import Episode, Evidence, Outbox
+from vigil.rules.evidence import iso
+from vigil.rules.spec import WORN_METRIC, FallRule
 
 
 class Fall:

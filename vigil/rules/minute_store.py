@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from streams.rules.spec import WORN_METRIC
+from vigil.rules.spec import WORN_METRIC
 
 MINUTE_MS = 60_000
 

@@ -12,7 +12,7 @@ T0 = watermark - allowed lateness (`DEFAULT_ALLOWED_LATENESS_MS`, 2 minutes). Th
 
 Each call admits the new readings: one already buffered is a redelivery and dropped, and one
 older than T0 is a *straggler*: it cannot join the buffer, so it is judged against the stored
-readings of its window (`streams.rules.stragglers`; the telemetry agent stores a batch before
+readings of its window (`vigil.rules.stragglers`; the telemetry agent stores a batch before
 judging it and passes them in as `stored`), which repairs the checkpoint and sends what the
 straggler completes or changes, with event-time moments. Without `stored` it is counted as
 `too_late` and not judged. Then it replays the buffer from the checkpoint in time order, sends the
@@ -24,7 +24,7 @@ same pass) and trims the buffer. So:
   however a straggler within the allowance arrives. A straggler behind it, up to a day behind T0,
   leaves the rules' state as in-order delivery would; what it completes is raised with its
   event-time `triggered_at`, an open alert it revises is corrected or cleared (older ones: see
-  `streams.rules.stragglers`).
+  `vigil.rules.stragglers`).
 - Latency is the arrival of the completing reading: the replay sends what it finds at once, so a
   leak is raised by the very call that brings the 60th second; only the checkpoint waits. A minute
   is complete once a reading from a later minute is in.
@@ -32,7 +32,7 @@ same pass) and trims the buffer. So:
   judged like live ones, with `triggered_at` back when the condition was met.
 - Sending before the allowance has passed is a bet that no straggler will change the verdict.
   When one does, the alerts service is kept in step with what the readings now show (see
-  `streams.rules.announce`): an open alert stands for the episode as now seen (a revised start
+  `vigil.rules.announce`): an open alert stands for the episode as now seen (a revised start
   never makes a second alert, and the alert keeps its id), an alert whose condition vanished is
   cleared with "withdrawn" in its evidence. When a straggler shows the condition was met earlier
   than an open alert says (a leak's newest messages arrived first, so the first verdict was at
@@ -75,13 +75,13 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
-from streams.rules.announce import Announcer
-from streams.rules.evidence import parameters
-from streams.rules.replay import Replay
-from streams.rules.spec import Rule
-from streams.rules.state import DeviceState, Reading
-from streams.rules.stragglers import Window, rejudge, windows
 from vigil.events import AlertChanged, IncidentOpened
+from vigil.rules.announce import Announcer
+from vigil.rules.evidence import parameters
+from vigil.rules.replay import Replay
+from vigil.rules.spec import Rule
+from vigil.rules.state import DeviceState, Reading
+from vigil.rules.stragglers import Window, rejudge, windows
 
 DEFAULT_ALLOWED_LATENESS_MS = 120_000
 # A device sending more than this within the allowance has its oldest buffered readings settled
@@ -101,7 +101,7 @@ class Judgement:
     alerts: list[AlertChanged]
     incidents: list[IncidentOpened]
     # Readings older than the settled time on arrival and not judged (no stored readings given, or
-    # beyond the bounds of `streams.rules.stragglers`): stored, but not judged.
+    # beyond the bounds of `vigil.rules.stragglers`): stored, but not judged.
     too_late: int = 0
     # Readings older than the settled time on arrival, judged against the stored readings of their window.
     judged_late: int = 0
@@ -165,7 +165,7 @@ def judge_device(
     announcer = Announcer(announced=state.announced, told=state.told, rules={r.type: r for r in rules},
                           device_id=device_id, member_id=member_id, now_ms=now_ms, location=location)
     # Past episodes found by stragglers go first: sent after an alert of their type is raised again,
-    # they would land in that alert (see `streams.rules.stragglers`).
+    # they would land in that alert (see `vigil.rules.stragglers`).
     alerts = announcer.past(rejudged.detached) if rejudged else []
     # New rules re-judge the buffered readings; an alert they would not have raised stays open all the
     # same (a care plan applies from now on) and is judged by the new rules from the checkpoint on.

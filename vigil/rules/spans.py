@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from streams.rules.episodes import Episode, Evidence, Outbox
-from streams.rules.evidence import iso
-from streams.rules.spec import SpanRule, compare
+from vigil.rules.episodes import Episode, Evidence, Outbox
+from vigil.rules.evidence import iso
+from vigil.rules.spec import SpanRule, compare
 
 
 class Span:

@@ -1,8 +1,8 @@
 """Rule descriptions: frozen, keyword-only data that a handful of generic evaluators judge.
 
-Adding a rule is adding a row to `streams.rules.catalog.DEFAULT_RULES`. Thresholds are in the unit
+Adding a rule is adding a row to `vigil.rules.catalog.DEFAULT_RULES`. Thresholds are in the unit
 of the rule's metric (see `vigil.telemetry.METRICS`); durations carry their unit in their name.
-Fields marked `FIXED` are not open to care-plan overrides (see `streams.rules.overrides`).
+Fields marked `FIXED` are not open to care-plan overrides (see `vigil.rules.overrides`).
 """
 
 from __future__ import annotations
@@ -10,10 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-Severity = Literal["critical", "high", "medium", "low"]
+from vigil.events import IncidentKind, PolicyLine, Severity
+
 Comparison = Literal["above", "at_least", "below", "at_most"]
-IncidentKind = Literal["water_damage", "fire", "accident"]
-PolicyLine = Literal["health", "home"]
 
 SEVERITY_RANK: dict[str, int] = {"low": 0, "medium": 1, "high": 2, "critical": 3}
 # An open alert's evidence is refreshed at most this often (event time), so that a condition that

@@ -3,7 +3,7 @@
 An override maps a rule type to `{"enabled": bool, <field>: number, ...}`. Fields are the numeric
 fields of the rule's description (thresholds in the metric's unit, durations with their unit in
 their name); a tier's fields are named `tiers.<index>.<field>`. Fields marked `FIXED` in
-`streams.rules.spec` (a standard's safety floor, the update rate limit) and the incident
+`vigil.rules.spec` (a standard's safety floor, the update rate limit) and the incident
 conditions (claims policy, not care) are not overridable. Everything is checked before anything is
 applied, and a problem reads "rule.field: message", for the API to answer with a 422.
 """
@@ -16,8 +16,8 @@ from dataclasses import fields, replace
 from functools import cache
 from typing import Any, get_type_hints
 
-from streams.rules.catalog import DEFAULT_RULES
-from streams.rules.spec import Rule, SpanRule, SustainedMinutesRule, Tier, overlaps
+from vigil.rules.catalog import DEFAULT_RULES
+from vigil.rules.spec import Rule, SpanRule, SustainedMinutesRule, Tier, overlaps
 from vigil.telemetry import METRICS
 
 ENABLED = "enabled"

@@ -7,10 +7,10 @@ for a minute's mean, the activity guard and the evidence.
 
 from __future__ import annotations
 
-from streams.rules.episodes import Episode, Evidence, Outbox
-from streams.rules.evidence import iso
-from streams.rules.minute_store import MINUTE_MS, MinuteStore
-from streams.rules.spec import SEVERITY_RANK, STEPS_METRIC, SustainedMinutesRule, Tier, compare
+from vigil.rules.episodes import Episode, Evidence, Outbox
+from vigil.rules.evidence import iso
+from vigil.rules.minute_store import MINUTE_MS, MinuteStore
+from vigil.rules.spec import SEVERITY_RANK, STEPS_METRIC, SustainedMinutesRule, Tier, compare
 
 Run = list[int]  # [first minute, last minute that met the condition]
 

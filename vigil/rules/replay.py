@@ -12,14 +12,14 @@ from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from functools import lru_cache
 
-from streams.rules.counts import WindowCount
-from streams.rules.episodes import Episode, Outbox
-from streams.rules.falls import Fall
-from streams.rules.incidents import judge_incidents
-from streams.rules.minute_store import MINUTE_MS, MinuteStore
-from streams.rules.minutes import SustainedMinutes
-from streams.rules.spans import Span
-from streams.rules.spec import (
+from vigil.rules.counts import WindowCount
+from vigil.rules.episodes import Episode, Outbox
+from vigil.rules.falls import Fall
+from vigil.rules.incidents import judge_incidents
+from vigil.rules.minute_store import MINUTE_MS, MinuteStore
+from vigil.rules.minutes import SustainedMinutes
+from vigil.rules.spans import Span
+from vigil.rules.spec import (
     STEPS_METRIC,
     WORN_METRIC,
     FallRule,

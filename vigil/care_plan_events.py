@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-# Per rule type, `enabled` and the rule's numeric fields (see `streams.rules.overrides`).
+# Per rule type, `enabled` and the rule's numeric fields (see `vigil.rules.overrides`).
 Overrides = dict[str, dict[str, Any]]
 
 

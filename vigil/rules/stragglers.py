@@ -1,6 +1,6 @@
 """Judging readings that arrive behind the settled time (stragglers) against the stored readings of their window.
 
-A reading older than a device's settled time (see `streams.rules.evaluate`) cannot join the lateness
+A reading older than a device's settled time (see `vigil.rules.lateness`) cannot join the lateness
 buffer: the checkpoint already holds every reading before that time. It is stored all the same (the
 telemetry agent stores a batch before judging it), so the readings around it can be read back and the
 past judged again. `windows` says which stored readings a batch's stragglers need (a pure function of
@@ -53,10 +53,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from functools import lru_cache
 
-from streams.rules.episodes import IncidentFound, Outbox, Transition
-from streams.rules.minute_store import MINUTE_MS
-from streams.rules.replay import Replay
-from streams.rules.spec import FallRule, Rule, SpanRule, SustainedMinutesRule, WindowCountRule
+from vigil.rules.episodes import IncidentFound, Outbox, Transition
+from vigil.rules.minute_store import MINUTE_MS
+from vigil.rules.replay import Replay
+from vigil.rules.spec import FallRule, Rule, SpanRule, SustainedMinutesRule, WindowCountRule
 
 Reading = tuple[int, str, float]
 # Stragglers up to this far behind the settled time are judged up to it, the checkpoint repaired.

@@ -11,9 +11,9 @@ from collections.abc import Mapping
 from dataclasses import asdict
 from typing import Protocol
 
-from streams.rules.episodes import Episode, Evidence, Outbox
-from streams.rules.evidence import iso
-from streams.rules.spec import Rule
+from vigil.rules.episodes import Episode, Evidence, Outbox
+from vigil.rules.evidence import iso
+from vigil.rules.spec import Rule
 
 _INCIDENT_NS = uuid.UUID("8b0e2f4c-6a3d-4c1e-9f57-1d2b3c4d5e6f")
 
