@@ -11,8 +11,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from alerts.timefmt import utc_text
 from vigil.events import AlertChanged
+from vigil.timefmt import utc_text
 
 _EARLIEST_MS = 0  # 1970
 _LATEST_MS = 253_402_300_799_999  # the end of year 9999, the last a Python datetime can hold

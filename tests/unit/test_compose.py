@@ -23,8 +23,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from scheduler.jobs import ALIVE_FILE, ALIVE_MAX_AGE_S
 from vigil.runner import SERVICES
-from vigil.scheduler import ALIVE_FILE, ALIVE_MAX_AGE_S
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"

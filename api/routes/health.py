@@ -6,8 +6,8 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from alerts.health import check_components
-from alerts.schemas import Health
+from api.health import check_components
+from api.schemas import Health
 
 router = APIRouter(tags=["operations"])
 

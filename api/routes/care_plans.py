@@ -7,9 +7,8 @@ from datetime import UTC, datetime
 from fastapi import APIRouter, HTTPException
 from fastapi.exceptions import RequestValidationError
 
-from alerts.auth import Caller, check_member_visible
-from alerts.care_plan_publisher import plan_transaction
-from alerts.care_plans import (
+from api.auth import Caller, check_member_visible
+from api.care_plan_documents import (
     effective_rules,
     next_plan,
     override_errors,
@@ -17,11 +16,12 @@ from alerts.care_plans import (
     plan_problems,
     stored_plan,
 )
-from alerts.deps import CarePlans, Pool
-from alerts.errors import error_responses
-from alerts.params import MemberIdPath
-from alerts.registry import lock_care_plan, read_care_plan, store_care_plan
-from alerts.schemas import CarePlan, CarePlanIn, CarePlanView
+from api.care_plan_publisher import plan_transaction
+from api.deps import CarePlans, Pool
+from api.errors import error_responses
+from api.params import MemberIdPath
+from api.registry_sql import lock_care_plan, read_care_plan, store_care_plan
+from api.schemas import CarePlan, CarePlanIn, CarePlanView
 
 router = APIRouter(prefix="/members", tags=["care plans"])
 

@@ -18,12 +18,12 @@ from pydantic import (
     field_validator,
 )
 
-from alerts.storable import unstorable
-from alerts.timefmt import FullDate, utc_text
+from api.storable import unstorable
 from vigil.broker_accounts import client_id
 from vigil.events import Severity
 from vigil.rules.catalog import ALERT_TYPES
 from vigil.telemetry import DEVICE_ID_PATTERN
+from vigil.timefmt import FullDate, utc_text
 
 AlertType = Literal[ALERT_TYPES]  # type: ignore[valid-type]
 AlertStatus = Literal["open", "acknowledged", "escalated", "resolved"]

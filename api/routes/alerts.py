@@ -7,13 +7,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query
 
-from alerts.auth import Caller, check_member_visible
-from alerts.deps import Pool
-from alerts.errors import error_responses
-from alerts.params import AlertFilters, AlertIdPath
-from alerts.registry import get_member
-from alerts.schemas import Alert
 from alerts.store import get_alert, list_alerts
+from api.auth import Caller, check_member_visible
+from api.deps import Pool
+from api.errors import error_responses
+from api.params import AlertFilters, AlertIdPath
+from api.registry_sql import get_member
+from api.schemas import Alert
 
 router = APIRouter(prefix="/alerts", tags=["alerts"])
 

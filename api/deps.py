@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from psycopg_pool import AsyncConnectionPool
 
-from alerts.ports import BrokerAccounts, CarePlanPublisher
+from api.ports import BrokerAccounts, CarePlanPublisher
 
 
 def get_pool(request: Request) -> AsyncConnectionPool:

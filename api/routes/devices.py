@@ -7,14 +7,14 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query
 
-from alerts.auth import Admin, Caller, check_member_visible
-from alerts.deps import Accounts, Pool
-from alerts.errors import FieldError, error_responses
-from alerts.params import DeviceIdPath, ReadingFilters
-from alerts.provisioning import provision
-from alerts.readings import device_readings
-from alerts.registry import get_device, get_member, insert_device
-from alerts.schemas import DeviceCredentials, DeviceIn, Reading
+from api.auth import Admin, Caller, check_member_visible
+from api.deps import Accounts, Pool
+from api.errors import FieldError, error_responses
+from api.params import DeviceIdPath, ReadingFilters
+from api.provisioning import provision
+from api.readings import device_readings
+from api.registry_sql import get_device, get_member, insert_device
+from api.schemas import DeviceCredentials, DeviceIn, Reading
 
 router = APIRouter(prefix="/devices", tags=["devices"])
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from psycopg import AsyncConnection, sql
 
-from alerts.sqlrows import fetch_all
+from vigil.storage.rows import fetch_all
 
 
 async def device_readings(

@@ -8,11 +8,11 @@ from contextlib import asynccontextmanager
 from fastapi import APIRouter, FastAPI
 from psycopg_pool import AsyncConnectionPool
 
-from alerts.errors import ServiceUnavailable, install_error_handlers
-from alerts.health import database_probe
-from alerts.ports import BackgroundService, BrokerAccounts, CarePlanPublisher, HealthProbe
-from alerts.routes import alerts, devices, gateways, health, members
-from alerts.routes import care_plans as care_plan_routes
+from api.errors import ServiceUnavailable, install_error_handlers
+from api.health import database_probe
+from api.ports import BackgroundService, BrokerAccounts, CarePlanPublisher, HealthProbe
+from api.routes import alerts, devices, gateways, health, members
+from api.routes import care_plans as care_plan_routes
 from vigil.care_plan_events import CarePlanChanged
 from vigil.settings import Settings
 

@@ -1,6 +1,6 @@
 """Care plans as the API keeps them: the document stored in `members.care_plan`, its checks, its effect.
 
-Pure: the SQL lives in `alerts.registry`, the publishing in `alerts.care_plan_publisher`.
+Pure: the SQL lives in `api.registry_sql`, the publishing in `api.care_plan_publisher`.
 
 The stored document is `{"version", "overrides", "note", "updated_at", "updated_by"}`. A row written
 before plans had versions holds the bare overrides (the column's default is `{}`) and reads as
@@ -14,12 +14,12 @@ from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
-from alerts.auth import Principal
-from alerts.timefmt import utc_text
+from api.auth import Principal
 from vigil.care_plan_events import CarePlanChanged
 from vigil.rules.catalog import DEFAULT_RULES
 from vigil.rules.overrides import ENABLED, describe_overridable, rules_with_overrides, validate_overrides
 from vigil.telemetry import to_ms
+from vigil.timefmt import utc_text
 
 
 def stored_plan(document: Mapping[str, Any] | None) -> dict[str, Any]:

@@ -18,8 +18,8 @@ import psycopg
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
-from alerts.errors import ServiceUnavailable
-from alerts.ports import CarePlanPublisher
+from api.errors import ServiceUnavailable
+from api.ports import CarePlanPublisher
 from vigil.care_plan_events import CarePlanChanged, care_plan_key, encode_care_plan
 from vigil.settings import Settings
 from vigil.topics import CARE_PLANS

@@ -8,12 +8,12 @@ import logging
 
 from fastapi import FastAPI
 
-from alerts.app import create_app
-from alerts.care_plan_publisher import KafkaCarePlanPublisher
 from alerts.consumer import AlertConsumer
-from alerts.health import pipeline_probe, tcp_probe
-from stack.mosquitto import ensure_secrets
+from api.app import create_app
+from api.care_plan_publisher import KafkaCarePlanPublisher
+from api.health import pipeline_probe, tcp_probe
 from vigil.broker_accounts import ADMIN_USERNAME, BrokerAccountError, BrokerAccounts
+from vigil.broker_secrets import ensure_secrets
 from vigil.settings import Settings
 
 log = logging.getLogger(__name__)

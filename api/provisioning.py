@@ -7,7 +7,7 @@ import logging
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from alerts.errors import ServiceUnavailable
+from api.errors import ServiceUnavailable
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

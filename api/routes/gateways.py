@@ -6,12 +6,12 @@ import secrets
 
 from fastapi import APIRouter, HTTPException
 
-from alerts.auth import Admin
-from alerts.deps import Accounts, Pool
-from alerts.errors import FieldError, error_responses
-from alerts.provisioning import provision
-from alerts.registry import bind_gateway, claim_gateway, missing_devices
-from alerts.schemas import GatewayCredentials, GatewayIn
+from api.auth import Admin
+from api.deps import Accounts, Pool
+from api.errors import FieldError, error_responses
+from api.provisioning import provision
+from api.registry_sql import bind_gateway, claim_gateway, missing_devices
+from api.schemas import GatewayCredentials, GatewayIn
 
 router = APIRouter(prefix="/gateways", tags=["gateways"])
 

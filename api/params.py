@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 from fastapi import Path
 from pydantic import BaseModel, ConfigDict, Field
 
-from alerts.schemas import AlertStatus, AlertType
+from api.schemas import AlertStatus, AlertType
 from vigil.telemetry import DEVICE_ID_PATTERN, METRICS, Rfc3339DateTime
 
 # The alert ids the API issues: a UUID in its canonical hyphenated form (either case), nothing else.

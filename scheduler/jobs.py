@@ -1,29 +1,25 @@
-"""`python -m vigil.scheduler`: Vigil's periodic jobs (APScheduler), run by `vigil run`.
+"""The scheduler's periodic jobs, which `python -m scheduler` runs on APScheduler.
 
 - retention: trimming telemetry past `VIGIL_RETENTION_DAYS`, at start and then hourly; on TimescaleDB
   its retention and refresh policies are set from the current value first.
-- device_offline: every 15 s, the devices silent too long (judged by `vigil.rules.offline`) raised, and
-  those heard again cleared, as `AlertChanged` events on the alerts topic. The events are
+- device_offline: every 15 s, the devices silent too long (read here, judged by `vigil.rules.offline`)
+  raised, and those heard again cleared, as `AlertChanged` events on the alerts topic. The events are
   idempotent, so a run repeated before the alerts service has applied the last one is harmless.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import signal
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 import psycopg
-from apscheduler.schedulers.blocking import BlockingScheduler
 from confluent_kafka import KafkaException, Producer
 
 from vigil.events import AlertChanged
-from vigil.logs import configure_logging
 from vigil.rules.offline import DEVICE_OFFLINE, Device, OfflineAlert, judge_offline, pipeline_live_since
-from vigil.settings import Settings, get_settings
+from vigil.settings import Settings
 from vigil.storage.retention import trim
 from vigil.storage.schema import uses_timescale
 from vigil.storage.timescale import apply_policies
@@ -35,7 +31,7 @@ OFFLINE_EVERY_S = 15
 # calls the scheduler unhealthy when it is older than ALIVE_MAX_AGE_S.
 ALIVE_FILE = "scheduler.alive"
 ALIVE_MAX_AGE_S = 4 * OFFLINE_EVERY_S
-_PUBLISH_TIMEOUT_S = 20
+PUBLISH_TIMEOUT_S = 20
 
 # Each candidate device with its newest message and its latest device_offline alert (an open one
 # first). The WHERE is a cheap superset of the devices whose alert could change now: silent past
@@ -132,7 +128,7 @@ def publish_alert_changes(producer: Producer, changes: Sequence[AlertChanged]) -
         for change in changes:
             producer.produce(ALERTS, key=change.device_id.encode(), value=change.model_dump_json().encode(),
                              on_delivery=delivered)
-        undelivered = producer.flush(_PUBLISH_TIMEOUT_S)
+        undelivered = producer.flush(PUBLISH_TIMEOUT_S)
     except (KafkaException, BufferError) as e:
         # What was not delivered is published again by the next run: the rows have not changed.
         log.warning("device_offline: publishing failed: %s", e)
@@ -144,29 +140,3 @@ def publish_alert_changes(producer: Producer, changes: Sequence[AlertChanged]) -
     raised = sum(c.change == "raised" for c in changes)
     log.info("device_offline: %d raised, %d cleared", raised, len(changes) - raised)
     return True
-
-
-def main() -> None:
-    settings = get_settings()
-    configure_logging(settings.log_level)
-    scheduler = BlockingScheduler(timezone="UTC")
-    producer = Producer({
-        "bootstrap.servers": settings.kafka_bootstrap,
-        "client.id": "vigil-scheduler",
-        "acks": "all",
-        # The hashing the other alert producers use, so one device's events share a partition.
-        "partitioner": "murmur2_random",
-        "message.timeout.ms": _PUBLISH_TIMEOUT_S * 1000 // 2,
-    })
-    scheduler.add_job(trim_telemetry, "interval", hours=1, args=[settings], id="retention",
-                      next_run_time=datetime.now(UTC), max_instances=1, coalesce=True)
-    scheduler.add_job(check_offline, "interval", seconds=OFFLINE_EVERY_S, args=[settings, producer],
-                      id="device_offline", next_run_time=datetime.now(UTC), max_instances=1, coalesce=True)
-    signal.signal(signal.SIGTERM, lambda *_: scheduler.shutdown(wait=False))
-    with contextlib.suppress(KeyboardInterrupt):
-        scheduler.start()
-    producer.flush(5)
-
-
-if __name__ == "__main__":
-    main()

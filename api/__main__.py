@@ -1,10 +1,10 @@
-"""`python -m alerts`: the API and the alert consumer in one process, stopped by SIGINT/SIGTERM."""
+"""`python -m api`: the API and the alert consumer in one process, stopped by SIGINT/SIGTERM."""
 
 from __future__ import annotations
 
 import uvicorn
 
-from alerts.service import build_app
+from api.service import build_app
 from vigil.logs import configure_logging
 from vigil.settings import get_settings
 

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
-from alerts.ports import HealthProbe
+from api.ports import HealthProbe
 from vigil.topics import HEARTBEAT_GAP_S
 
 log = logging.getLogger(__name__)

@@ -9,14 +9,14 @@ from typing import Any
 from fastapi import APIRouter, HTTPException
 from fastapi.exceptions import RequestValidationError
 
-from alerts.auth import Admin, Caller, check_member_visible
-from alerts.care_plan_publisher import plan_transaction
-from alerts.care_plans import first_plan, override_errors, plan_changed, stored_plan
-from alerts.deps import CarePlans, Pool
-from alerts.errors import error_responses
-from alerts.params import MemberIdPath
-from alerts.registry import get_member, insert_member
-from alerts.schemas import Member, MemberIn
+from api.auth import Admin, Caller, check_member_visible
+from api.care_plan_documents import first_plan, override_errors, plan_changed, stored_plan
+from api.care_plan_publisher import plan_transaction
+from api.deps import CarePlans, Pool
+from api.errors import error_responses
+from api.params import MemberIdPath
+from api.registry_sql import get_member, insert_member
+from api.schemas import Member, MemberIn
 
 router = APIRouter(prefix="/members", tags=["members"])
 

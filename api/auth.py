@@ -9,8 +9,8 @@ from typing import Annotated, Literal
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from alerts.deps import Pool
-from alerts.tokens import find_token, refusal, token_digest
+from api.deps import Pool
+from vigil.tokens import find_token, refusal, token_digest
 
 _bearer = HTTPBearer(auto_error=False, description="An API token from `vigil token create`.")
 

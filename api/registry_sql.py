@@ -7,7 +7,7 @@ from typing import Any
 from psycopg import AsyncConnection, sql
 from psycopg.types.json import Jsonb
 
-from alerts.sqlrows import fetch_all, fetch_one
+from vigil.storage.rows import fetch_all, fetch_one
 
 _JSON_MEMBER_FIELDS = ("policy", "emergency_contacts", "consent", "care_plan", "outreach_urls")
 _MEMBER_FIELDS = (
