@@ -13,6 +13,7 @@ from pydantic import ValidationError
 
 from vigil.events import AlertChanged
 from vigil.timefmt import utc_text
+from vigil.validation_errors import first_error
 
 _EARLIEST_MS = 0  # 1970
 _LATEST_MS = 253_402_300_799_999  # the end of year 9999, the last a Python datetime can hold
@@ -35,9 +36,8 @@ def decode_alert_changed(value: bytes | None) -> AlertChanged:
     try:
         event = AlertChanged.model_validate_json(value)
     except ValidationError as e:
-        err = e.errors()[0]
-        where = ".".join(str(p) for p in err["loc"]) or "value"
-        raise MalformedEvent(f"{where}: {err['msg']}") from e
+        where, message = first_error(e, whole="value")
+        raise MalformedEvent(f"{where}: {message}") from e
     try:
         uuid.UUID(event.alert_id)
     except ValueError as e:

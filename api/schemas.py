@@ -18,12 +18,13 @@ from pydantic import (
     field_validator,
 )
 
+from api.dates import FullDate
 from api.storable import unstorable
 from vigil.broker_accounts import client_id
 from vigil.events import Severity
 from vigil.rules.catalog import ALERT_TYPES
 from vigil.telemetry import DEVICE_ID_PATTERN
-from vigil.timefmt import FullDate, utc_text
+from vigil.timefmt import utc_text
 
 AlertType = Literal[ALERT_TYPES]  # type: ignore[valid-type]
 AlertStatus = Literal["open", "acknowledged", "escalated", "resolved"]

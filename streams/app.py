@@ -73,7 +73,7 @@ def build_app(settings: Settings) -> faust.App:
     device_state = app.Table("device-state", default=dict, partitions=settings.telemetry_partitions,
                              key_type=bytes, use_partitioner=True)
     readings_db = RetryingSession(settings.database_url, sinks.prepare)
-    letters_db = RetryingSession(settings.database_url, _no_prepare)
+    letters_db = RetryingSession(settings.database_url)
     plans = CarePlans(settings.kafka_bootstrap)
 
     async def send_alert(key: bytes, value: bytes) -> None:
@@ -125,10 +125,6 @@ def build_app(settings: Settings) -> faust.App:
     add_heartbeat_agent(app, settings)
     add_commit_watch(app)
     return app
-
-
-async def _no_prepare(_conn) -> None:
-    return None
 
 
 def _count_letters(raised: Iterable[DeadLetter], lost: int) -> None:

@@ -13,6 +13,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from vigil.validation_errors import first_error
+
 # Per rule type, `enabled` and the rule's numeric fields (see `vigil.rules.overrides`).
 Overrides = dict[str, dict[str, Any]]
 
@@ -55,9 +57,8 @@ def decode_care_plan(value: bytes | None, key: bytes | None = None) -> CarePlanC
     try:
         event = CarePlanChanged.model_validate_json(value)
     except ValidationError as e:
-        err = e.errors()[0]
-        where = ".".join(str(p) for p in err["loc"]) or "value"
-        raise MalformedCarePlan(f"{where}: {err['msg']}") from e
+        where, message = first_error(e, whole="value")
+        raise MalformedCarePlan(f"{where}: {message}") from e
     if key is not None and key != care_plan_key(event.member_id):
         raise MalformedCarePlan(f"key {key!r} does not match member_id {event.member_id!r}")
     return event

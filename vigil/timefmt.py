@@ -1,36 +1,17 @@
-"""How the API reads and writes times: RFC 3339 only, written in UTC with a `Z`.
-
-Date-times are read by `vigil.telemetry.Rfc3339DateTime`, as telemetry is; dates here, just as
-strictly, because pydantic's lax parsing also takes unix numbers (`0` is 1970-01-01) and the contract
-promises RFC 3339.
-"""
+"""How Vigil writes times: RFC 3339 in UTC with a `Z`, in the API, alert evidence, history and logs."""
 
 from __future__ import annotations
 
-import re
-from datetime import UTC, date, datetime
-from typing import Annotated
-
-from pydantic import BeforeValidator, WithJsonSchema
-
-# RFC 3339 section 5.6 `full-date`; ASCII digits only.
-_FULL_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+from datetime import UTC, datetime
 
 
-def utc_text(moment: datetime) -> str:
-    """RFC 3339 in UTC; naive values are taken to be UTC already."""
+def utc_text(moment: datetime, timespec: str = "auto") -> str:
+    """RFC 3339 in UTC; naive values are taken to be UTC already. `timespec` as `datetime.isoformat`'s."""
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    return moment.astimezone(UTC).isoformat(timespec=timespec).replace("+00:00", "Z")
 
 
-def full_date_text(value: object) -> object:
-    """A pydantic before-validator: only an RFC 3339 full-date (`1941-12-10`) goes on to date parsing."""
-    if isinstance(value, date):  # built in Python, not read from a request
-        return value
-    if not isinstance(value, str) or not _FULL_DATE.fullmatch(value):
-        raise ValueError("must be an RFC 3339 date such as 1941-12-10")
-    return value
-
-
-FullDate = Annotated[date, BeforeValidator(full_date_text), WithJsonSchema({"type": "string", "format": "date"})]
+def ms_text(ms: int, timespec: str = "auto") -> str:
+    """Epoch milliseconds as `utc_text`."""
+    return utc_text(datetime.fromtimestamp(ms / 1000, UTC), timespec)

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from vigil.rules.episodes import Episode, Evidence, Outbox
-from vigil.rules.evidence import iso
 from vigil.rules.spec import WindowCountRule
+from vigil.timefmt import ms_text
 
 
 class WindowCount:
@@ -53,7 +53,7 @@ class WindowCount:
         quiet_until = self.last_event_ms + self.rule.clear_s * 1000
         if ts_ms >= quiet_until:
             out.clear_alert(self.rule, self.episode, at_ms=quiet_until, evidence={
-                "metric": self.rule.metric, "last_event_at": iso(self.last_event_ms), "quiet_s": self.rule.clear_s})
+                "metric": self.rule.metric, "last_event_at": ms_text(self.last_event_ms), "quiet_s": self.rule.clear_s})
             self.episode = None
 
     def _forget_before(self, ts_ms: int) -> None:
@@ -63,5 +63,5 @@ class WindowCount:
     def evidence(self) -> Evidence:
         """The events counted in the window."""
         return {"metric": self.rule.metric, "window_s": self.rule.window_s,
-                "events": [{"at": iso(int(ts)), "value": value} for ts, value in self.events],
+                "events": [{"at": ms_text(int(ts)), "value": value} for ts, value in self.events],
                 "total": sum(v for _, v in self.events)}

@@ -1,19 +1,13 @@
-"""Shared pieces of alert evidence: times as RFC 3339 text and a rule's parameters as JSON data."""
+"""Shared pieces of alert evidence: a rule's parameters as JSON data (times are `vigil.timefmt.ms_text`)."""
 
 from __future__ import annotations
 
 import json
 from dataclasses import asdict
-from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
 from vigil.rules.spec import Rule
-
-
-def iso(ms: int) -> str:
-    """Epoch milliseconds as RFC 3339 UTC text, the way the API shows times."""
-    return datetime.fromtimestamp(ms / 1000, UTC).isoformat().replace("+00:00", "Z")
 
 
 @lru_cache(maxsize=1024)

@@ -10,8 +10,8 @@ fall.
 from __future__ import annotations
 
 from vigil.rules.episodes import Episode, Evidence, Outbox
-from vigil.rules.evidence import iso
 from vigil.rules.spec import WORN_METRIC, FallRule
+from vigil.timefmt import ms_text
 
 
 class Fall:
@@ -74,7 +74,7 @@ class Fall:
             out.update_alert(self.rule, self.episode, at_ms=at_ms, evidence=lambda: evidence)
 
     def _fall_evidence(self, fall_ms: int, worn: float | None) -> Evidence:
-        return {"metric": self.rule.metric, "fall_at": iso(fall_ms), "quiet_s": self.rule.quiet_s,
+        return {"metric": self.rule.metric, "fall_at": ms_text(fall_ms), "quiet_s": self.rule.quiet_s,
                 "activity_metric": self.rule.activity_metric, "activity_within_quiet": 0, "worn": worn}
 
     def evidence(self) -> Evidence:

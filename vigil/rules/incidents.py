@@ -12,8 +12,8 @@ from dataclasses import asdict
 from typing import Protocol
 
 from vigil.rules.episodes import Episode, Evidence, Outbox
-from vigil.rules.evidence import iso
 from vigil.rules.spec import Rule
+from vigil.timefmt import ms_text
 
 _INCIDENT_NS = uuid.UUID("8b0e2f4c-6a3d-4c1e-9f57-1d2b3c4d5e6f")
 
@@ -46,7 +46,7 @@ def judge_incidents(candidates: list[Judged], evaluators: Mapping[str, Judged], 
             continue
         out.open_incident(evaluator.rule, episode, at_ms=at_ms, evidence={
             "incident": asdict(spec) | {"or_with": list(spec.or_with)},
-            "condition_met_at": iso(at_ms),
+            "condition_met_at": ms_text(at_ms),
             "lasted_s": lasted_ms / 1000,
             "with_open_alerts": partners,
             "readings": evaluator.evidence(),

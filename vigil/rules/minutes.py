@@ -8,9 +8,9 @@ for a minute's mean, the activity guard and the evidence.
 from __future__ import annotations
 
 from vigil.rules.episodes import Episode, Evidence, Outbox
-from vigil.rules.evidence import iso
 from vigil.rules.minute_store import MINUTE_MS, MinuteStore
 from vigil.rules.spec import SEVERITY_RANK, STEPS_METRIC, SustainedMinutesRule, Tier, compare
+from vigil.timefmt import ms_text
 
 Run = list[int]  # [first minute, last minute that met the condition]
 
@@ -113,6 +113,6 @@ class SustainedMinutes:
         minutes = []
         for minute in range(first, last + 1):
             mean = self.store.mean(self.rule.metric, minute)
-            minutes.append({"minute": iso(minute * MINUTE_MS), "mean": round(mean[0], 2) if mean else None,
+            minutes.append({"minute": ms_text(minute * MINUTE_MS), "mean": round(mean[0], 2) if mean else None,
                             "readings": mean[1] if mean else 0})
         return {"metric": self.rule.metric, "minutes": minutes}

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from vigil.events import AlertChanged, Severity, alert_id
+from vigil.timefmt import utc_text
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -127,9 +128,10 @@ def _evidence(rule: OfflineRule, device: Device, threshold: timedelta, silent_si
         "rule": rule.type,
         "parameters": {"silent_intervals": rule.silent_intervals, "report_interval_s": device.report_interval_s,
                        "threshold_s": int(threshold.total_seconds())},
-        "last_message_at": _iso(device.last_message_at),
-        "silent_since": _iso(silent_since),
-        "pipeline_live_since": _iso(live_since),
+        # Microseconds: `silent_since` is read back from the evidence and compared with message times.
+        "last_message_at": _exact_text(device.last_message_at),
+        "silent_since": _exact_text(silent_since),
+        "pipeline_live_since": _exact_text(live_since),
     }
 
 
@@ -138,9 +140,6 @@ def _ms(moment: datetime) -> int:
     return (moment - _EPOCH) // timedelta(milliseconds=1)
 
 
-def _iso(moment: datetime | None) -> str | None:
-    # Microseconds: `silent_since` is read back from the evidence and compared with message times.
-    if moment is None:
-        return None
-    return moment.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+def _exact_text(moment: datetime | None) -> str | None:
+    return None if moment is None else utc_text(moment, "microseconds")
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from vigil.rules.episodes import Episode, Evidence, Outbox
-from vigil.rules.evidence import iso
 from vigil.rules.spec import SpanRule, compare
+from vigil.timefmt import ms_text
 
 
 class Span:
@@ -58,7 +58,7 @@ class Span:
         run[2] += 1
         if ts_ms - run[0] >= rule.clear_s * 1000:
             out.clear_alert(rule, self.episode, at_ms=ts_ms, evidence={
-                "metric": rule.metric, "clear_from": iso(run[0]), "clear_to": iso(ts_ms), "readings": run[2]})
+                "metric": rule.metric, "clear_from": ms_text(run[0]), "clear_to": ms_text(ts_ms), "readings": run[2]})
             self.episode = self.clear_run = None
 
     def evidence(self) -> Evidence:
@@ -66,5 +66,5 @@ class Span:
         if self.run is None:
             return {"metric": self.rule.metric}
         first, last, count, peak = self.run
-        return {"metric": self.rule.metric, "first_at": iso(int(first)), "last_at": iso(int(last)),
+        return {"metric": self.rule.metric, "first_at": ms_text(int(first)), "last_at": ms_text(int(last)),
                 "readings": int(count), "span_s": (last - first) / 1000, "peak": peak}
