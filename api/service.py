@@ -1,4 +1,4 @@
-"""Wiring for the real alerts service: the MQTT broker session, the alert consumer, health probes."""
+"""Wiring for the real API service: the MQTT broker session, the alert consumer, care plans, health probes."""
 
 from __future__ import annotations
 
