@@ -1,1 +1,4 @@
-"""The alerts service: the HTTP API for care managers and operators, and the alert-event consumer."""
+"""Alerting: the consumer that turns alert events into rows, their decoding, and the alert store.
+
+The API service runs the consumer in its process (`api.service`) and reads alerts through the store.
+"""

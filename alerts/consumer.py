@@ -19,7 +19,7 @@ from aiokafka.errors import KafkaError
 from psycopg_pool import AsyncConnectionPool
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_exponential
 
-from alerts.lifecycle import MalformedEvent, decode_alert_changed
+from alerts.event_decoding import MalformedEvent, decode_alert_changed
 from alerts.metrics import ALERT_EVENTS, ALERT_STORE_RETRIES, MALFORMED_ALERT_EVENTS
 from alerts.store import apply_alert_changes
 from vigil.events import AlertChanged

@@ -1,4 +1,4 @@
-"""Prometheus metrics of the alerts service, registered once at import."""
+"""Prometheus metrics of the alert consumer, registered once at import."""
 
 from __future__ import annotations
 

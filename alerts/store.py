@@ -15,11 +15,11 @@ from typing import Any
 from psycopg import AsyncConnection, sql
 from psycopg.types.json import Jsonb
 
-from alerts.lifecycle import episode_marker, history_entry
-from alerts.sqlrows import fetch_all, fetch_one
-from alerts.timefmt import utc_text
+from alerts.event_decoding import episode_marker, history_entry
 from vigil.events import AlertChanged
+from vigil.storage.rows import fetch_all, fetch_one
 from vigil.telemetry import from_ms
+from vigil.timefmt import utc_text
 
 # NOT EXISTS: an episode once absorbed by another alert never gets a row of its own, even when its
 # event is replayed after that alert was resolved.

@@ -476,9 +476,9 @@ def validation_ceiling(*, messages: int, readings: int, devices: int) -> Ceiling
 
 def rules_ceiling(*, messages: int, readings: int, devices: int) -> Ceiling:
     """The detect agent's loop body without Faust or Kafka: decode, group by device, judge, keep state."""
-    from streams.rules.catalog import DEFAULT_RULES
-    from streams.rules.evaluate import judge_device
-    from streams.rules.state import DeviceState
+    from vigil.rules.catalog import DEFAULT_RULES
+    from vigil.rules.lateness import judge_device
+    from vigil.rules.state import DeviceState
 
     now_ms = int(time.time() * 1000)
     ids = device_ids("bench-cpu", devices)

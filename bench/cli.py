@@ -79,7 +79,7 @@ def _memory(settings: Settings, pipeline: Pipeline) -> list[Memory]:
 
 
 def _measure_ceilings(settings: Settings, report: BenchReport, run_id: str, sizes: dict) -> None:
-    from stack.mosquitto import ensure_secrets
+    from vigil.broker_secrets import ensure_secrets
 
     broker = ensure_secrets(settings)
     messages, devices = sizes["messages"], sizes["devices"]
@@ -176,7 +176,7 @@ def _clean_up(settings: Settings, run_id: str) -> dict[str, int]:
 
 
 def _revoke(settings: Settings, token: str) -> None:
-    from alerts.tokens import token_digest
+    from vigil.tokens import token_digest
 
     with psycopg.connect(settings.database_url, autocommit=True) as conn:
         conn.execute("UPDATE api_tokens SET revoked_at = now() WHERE token_sha256 = %s", (token_digest(token),))
@@ -199,9 +199,9 @@ def bench(
                                                    dir_okay=False)] = None,
 ) -> None:
     """Measure each stage's ceiling, then the whole pipeline end to end, and compare with the aims."""
-    from alerts.tokens import issue_token
     from stack import manager
     from stack.process import StackError
+    from vigil.tokens import issue_token
 
     try:
         settings = get_settings()

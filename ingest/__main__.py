@@ -11,7 +11,7 @@ import sys
 import threading
 
 from ingest.service import run
-from stack.mosquitto import ensure_secrets
+from vigil.broker_secrets import ensure_secrets
 from vigil.logs import configure_logging
 from vigil.settings import get_settings
 

@@ -31,7 +31,7 @@ from ingest.probe import LoopProbe
 from ingest.validation import Verdict, failed, judge
 from vigil.broker_accounts import INGEST_SUBSCRIPTION, INGEST_USERNAME, ingest_client_id
 from vigil.settings import Settings
-from vigil.storage.registry import DeviceRegistry
+from vigil.storage.device_lookup import DeviceRegistry
 from vigil.telemetry import RegisteredDevice
 from vigil.topics import DEAD_LETTERS, HEARTBEAT_INTERVAL_S, HEARTBEATS, TELEMETRY, ingest_probe_topic
 

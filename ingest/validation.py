@@ -25,6 +25,7 @@ from vigil.telemetry import (
     TelemetryRecord,
     to_ms,
 )
+from vigil.validation_errors import first_error
 
 # Control characters in device-chosen text (field names) as `\x00`, like repr shows them.
 _ESCAPED_CONTROLS = {c: f"\\x{c:02x}" for c in (*range(0x20), 0x7F)}
@@ -63,10 +64,9 @@ def _refused(topic: str, payload: bytes, now_ms: int, reason: str, detail: str,
 
 
 def _first_error(e: ValidationError) -> tuple[str, str]:
-    err = e.errors()[0]
-    where = ".".join(str(p) for p in err["loc"]) or "payload"
+    where, message = first_error(e, whole="payload")
     # A field name is the device's text: show control characters (NUL...) escaped, as repr would.
-    return where.translate(_ESCAPED_CONTROLS), err["msg"]
+    return where.translate(_ESCAPED_CONTROLS), message
 
 
 def judge(

@@ -13,7 +13,8 @@ from rich.console import Console
 from rich.table import Table
 
 from simulators.labelled import select
-from simulators.labelled.model import ALERT_TYPES, Scenario
+from simulators.labelled.model import Scenario
+from vigil.rules.catalog import ALERT_TYPES
 
 
 def _library_table(scenarios: list[Scenario]) -> Table:

@@ -7,14 +7,11 @@ dynamic-security plugin's logins and ACLs, persistent sessions with their queued
 from __future__ import annotations
 
 import glob
-import json
 import os
 import pwd
 import resource
-import secrets
 import shutil
 import subprocess
-from dataclasses import dataclass
 from pathlib import Path
 from string import Template
 
@@ -26,6 +23,7 @@ from vigil.broker_accounts import (
     BrokerUnreachable,
     can_log_in,
 )
+from vigil.broker_secrets import BrokerSecrets, ensure_secrets, secrets_file, stored_admin_password
 from vigil.settings import Settings
 
 START_TIMEOUT_S = 10
@@ -38,53 +36,8 @@ _PLUGIN_PATHS = (
     "/usr/lib/mosquitto_dynamic_security.so",
     "/usr/local/lib/mosquitto_dynamic_security.so",
 )
-_ADMIN_KEY = "mqtt_admin_password"
-_INGEST_KEY = "mqtt_ingest_password"
-
-
-@dataclass(frozen=True, slots=True)
-class BrokerSecrets:
-    """Passwords of the broker's two service logins."""
-
-    admin_password: str
-    ingest_password: str
-
-
 def _folder(settings: Settings) -> Path:
     return (settings.state_dir / "mosquitto").resolve()
-
-
-def _secrets_file(settings: Settings) -> Path:
-    return settings.state_dir / "secrets.json"
-
-
-def _stored_secrets(settings: Settings) -> dict[str, str]:
-    path = _secrets_file(settings)
-    return json.loads(path.read_text()) if path.exists() else {}
-
-
-def _write_private(path: Path, text: str) -> None:
-    """Write a file only its owner can read, replacing the old one whole."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    os.fchmod(fd, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
-
-
-def ensure_secrets(settings: Settings) -> BrokerSecrets:
-    """The service passwords: configured ones win, else ones generated once and kept in the state folder."""
-    stored = _stored_secrets(settings)
-    configured = {_ADMIN_KEY: settings.mqtt_admin_password, _INGEST_KEY: settings.mqtt_ingest_password}
-    generated = {k: secrets.token_urlsafe(24) for k, v in configured.items() if v is None and k not in stored}
-    if generated:
-        # Other parts of the stack may keep their secrets in the same file.
-        _write_private(_secrets_file(settings), json.dumps(stored | generated, indent=2))
-        stored |= generated
-    return BrokerSecrets(admin_password=settings.mqtt_admin_password or stored[_ADMIN_KEY],
-                         ingest_password=settings.mqtt_ingest_password or stored[_INGEST_KEY])
 
 
 def _executable(name: str) -> str:
@@ -219,7 +172,7 @@ def up(settings: Settings) -> str:
                              f"{log_tail(folder / 'mosquitto.log')}") from e
     except BrokerAccountError as e:
         raise StackError(f"{e}. If that is Vigil's own broker, its admin password is VIGIL_MQTT_ADMIN_PASSWORD "
-                         f"or the one kept in {_secrets_file(settings)}") from e
+                         f"or the one kept in {secrets_file(settings)}") from e
     try:
         _provision(accounts, broker_secrets)
     finally:
@@ -241,7 +194,7 @@ def status(settings: Settings) -> dict[str, str]:
     pid = _pid(settings)
     address = f"{settings.mqtt_host}:{settings.mqtt_port}"
     owner = f"Mosquitto pid {pid}, started by vigil" if pid else "external"
-    admin_password = settings.mqtt_admin_password or _stored_secrets(settings).get(_ADMIN_KEY)
+    admin_password = stored_admin_password(settings)
     if admin_password and can_log_in(settings.mqtt_host, settings.mqtt_port, ADMIN_USERNAME, admin_password):
         return {"state": "up", "detail": f"mqtt://{address} ({owner})"}
     if pid:

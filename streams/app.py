@@ -24,13 +24,13 @@ from collections.abc import Iterable
 import faust
 
 from streams import faust_fixes, metrics, stored_readings
-from streams.batches import finish
-from streams.care_plans import CarePlans
+from streams.care_plan_feed import CarePlans
 from streams.commit_watch import add_commit_watch
 from streams.database import RetryingSession
 from streams.detection import detect
 from streams.heartbeats import add_heartbeat_agent
 from streams.records import decode_dead_letters, decode_telemetry
+from streams.shielding import finish
 from vigil.settings import Settings
 from vigil.storage import sinks
 from vigil.telemetry import DeadLetter
@@ -73,7 +73,7 @@ def build_app(settings: Settings) -> faust.App:
     device_state = app.Table("device-state", default=dict, partitions=settings.telemetry_partitions,
                              key_type=bytes, use_partitioner=True)
     readings_db = RetryingSession(settings.database_url, sinks.prepare)
-    letters_db = RetryingSession(settings.database_url, _no_prepare)
+    letters_db = RetryingSession(settings.database_url)
     plans = CarePlans(settings.kafka_bootstrap)
 
     async def send_alert(key: bytes, value: bytes) -> None:
@@ -125,10 +125,6 @@ def build_app(settings: Settings) -> faust.App:
     add_heartbeat_agent(app, settings)
     add_commit_watch(app)
     return app
-
-
-async def _no_prepare(_conn) -> None:
-    return None
 
 
 def _count_letters(raised: Iterable[DeadLetter], lost: int) -> None:

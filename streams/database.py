@@ -19,7 +19,7 @@ from psycopg.pq import TransactionStatus
 from tenacity import AsyncRetrying, retry_if_exception, wait_exponential
 
 from streams import metrics
-from streams.batches import finish
+from streams.shielding import finish
 from vigil.storage import CONTENT_ERRORS, refused_for_content
 
 log = logging.getLogger(__name__)
@@ -35,9 +35,13 @@ def transient(exc: BaseException) -> bool:
 
 
 class RetryingSession:
-    """One connection, reopened on failure; `run` retries a unit of work until it commits."""
+    """One connection, reopened on failure; `run` retries a unit of work until it commits.
 
-    def __init__(self, database_url: str, prepare: Callable[[psycopg.AsyncConnection], Awaitable[None]]) -> None:
+    `prepare`, when given, runs on each new connection before any work (the readings sink's staging tables).
+    """
+
+    def __init__(self, database_url: str,
+                 prepare: Callable[[psycopg.AsyncConnection], Awaitable[None]] | None = None) -> None:
         self._url = database_url
         self._prepare = prepare
         self._conn: psycopg.AsyncConnection | None = None
@@ -45,7 +49,8 @@ class RetryingSession:
     async def _connection(self) -> psycopg.AsyncConnection:
         if self._conn is None or self._conn.closed or self._conn.broken:
             self._conn = await psycopg.AsyncConnection.connect(self._url, connect_timeout=5)
-            await self._prepare(self._conn)
+            if self._prepare is not None:
+                await self._prepare(self._conn)
         return self._conn
 
     async def _attempts(self, work: Work[T]) -> T:

@@ -5,7 +5,7 @@ and incidents are on Kafka before the state that remembers them is saved, so a c
 repeats them (harmless: their ids are natural keys) rather than losing them.
 
 Readings older than a device's settled time (stragglers) are judged against the stored readings
-of their window (`streams.rules.stragglers`): the windows of the whole batch are read back in one
+of their window (`vigil.rules.stragglers`): the windows of the whole batch are read back in one
 query, before any device is judged, and only for a batch that holds a straggler.
 """
 
@@ -17,10 +17,10 @@ from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 
 from streams import metrics
-from streams.care_plans import CarePlans
-from streams.rules.evaluate import judge_device, late_windows
-from streams.rules.state import DeviceState
-from streams.rules.stragglers import Window
+from streams.care_plan_feed import CarePlans
+from vigil.rules.lateness import judge_device, late_windows
+from vigil.rules.state import DeviceState
+from vigil.rules.stragglers import Window
 
 log = logging.getLogger(__name__)
 Send = Callable[[bytes, bytes], Awaitable[None]]

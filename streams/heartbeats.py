@@ -16,8 +16,8 @@ import logging
 import faust
 import psycopg
 
-from streams.batches import finish
 from streams.database import RetryingSession
+from streams.shielding import finish
 from vigil.settings import Settings
 from vigil.storage.text import clean_text
 from vigil.topics import HEARTBEAT_GAP_S, HEARTBEATS
@@ -37,7 +37,7 @@ ON CONFLICT (component) DO UPDATE SET
 def add_heartbeat_agent(app: faust.App, settings: Settings) -> None:
     """Register the `store_heartbeats` agent on the stream worker's app."""
     heartbeats = app.topic(HEARTBEATS, key_serializer="raw", value_serializer="raw", partitions=1)
-    db = RetryingSession(settings.database_url, _no_prepare)
+    db = RetryingSession(settings.database_url)
 
     @app.agent(heartbeats)
     async def store_heartbeats(stream):
@@ -61,7 +61,3 @@ def _component(value: bytes) -> str | None:
         return None
     # A name PostgreSQL cannot store (NUL, a lone surrogate) must not jam the agent: clean it.
     return clean_text(component) if isinstance(component, str) and component else None
-
-
-async def _no_prepare(_conn) -> None:
-    return None

@@ -14,6 +14,7 @@ from pydantic import Field, TypeAdapter, ValidationError
 from typing_extensions import TypedDict
 
 from vigil.telemetry import DeadLetter, DeviceId
+from vigil.validation_errors import first_error
 
 Int64 = Annotated[int, Field(ge=-(2**63), le=2**63 - 1)]
 PAYLOAD_CHARS = 4096
@@ -35,9 +36,8 @@ _TELEMETRY = TypeAdapter(TelemetryRecordDict)
 
 
 def _first_error(e: ValidationError) -> str:
-    err = e.errors(include_url=False)[0]
-    where = ".".join(str(p) for p in err["loc"]) or "record"
-    return f"{where}: {err['msg']}"
+    where, message = first_error(e, whole="record")
+    return f"{where}: {message}"
 
 
 def bad_record(value: bytes | None, detail: str, *, topic: str, now_ms: int) -> DeadLetter:

@@ -1,7 +1,7 @@
 """Reading back the stored readings that a batch's stragglers are judged against: one query per batch.
 
 The telemetry agent stores a batch before judging it, so a reading older than its device's settled
-time is in `readings` with every reading around it (see `streams.rules.stragglers`). The windows of
+time is in `readings` with every reading around it (see `vigil.rules.stragglers`). The windows of
 every device of the batch go into one statement as arrays; it runs only for a batch that holds such
 a reading. Each window is read per metric (every metric the contract knows, the only ones ingest
 stores), so each is a range scan of the `(device_id, metric, ts)` index on plain PostgreSQL and on
@@ -16,7 +16,7 @@ from collections.abc import Iterable
 
 import psycopg
 
-from streams.rules.stragglers import Window
+from vigil.rules.stragglers import Window
 from vigil.telemetry import METRICS
 
 Reading = tuple[int, str, float]

@@ -93,8 +93,8 @@ def migrate_cmd() -> None:
     (docker-compose, production). Safe to repeat.
     """
     from stack.kafka import ensure_topics
-    from stack.mosquitto import ensure_secrets
     from vigil.broker_accounts import ADMIN_USERNAME, BrokerAccounts
+    from vigil.broker_secrets import ensure_secrets
     from vigil.storage import StorageError
     from vigil.storage.schema import ensure_database, migrate
 
@@ -136,9 +136,9 @@ def demo_cmd(
     stay_open: Annotated[bool, typer.Option("--stay-open/--exit", help="Keep the services up afterwards")] = True,
 ) -> None:
     """Stack up, every service, a simulated fleet with a leak and a tachycardia episode, a summary."""
-    from alerts.tokens import issue_token
     from simulators.demo import DEMO_SCENARIOS, run_demo
     from stack import manager
+    from vigil.tokens import issue_token
 
     settings = _settings()
     configure_logging("WARNING")
@@ -160,9 +160,9 @@ def token_create(
     ] = None,
 ) -> None:
     """Print a new API token (only its hash is stored); its id, for `revoke`, goes to stderr."""
-    from alerts.timefmt import utc_text
-    from alerts.tokens import issue, parse_lifetime
     from vigil.storage import StorageError
+    from vigil.timefmt import utc_text
+    from vigil.tokens import issue, parse_lifetime
 
     if role not in ("admin", "care_manager"):
         console.print("[red]--role must be admin or care_manager[/red]")
@@ -192,9 +192,9 @@ def token_revoke(
     token_or_id: Annotated[str, typer.Argument(help="the token itself (vgl_...) or its id (tok_...)")],
 ) -> None:
     """Revoke a token at once: the API refuses it from its next request on."""
-    from alerts.timefmt import utc_text
-    from alerts.tokens import revoke
     from vigil.storage import StorageError
+    from vigil.timefmt import utc_text
+    from vigil.tokens import revoke
 
     database_url = _settings().database_url
     try:
@@ -213,9 +213,9 @@ def token_revoke(
 @token_app.command("list")
 def token_list() -> None:
     """Every token's id, role, care manager, lifetime and state (never the secret nor its hash)."""
-    from alerts.timefmt import utc_text
-    from alerts.tokens import list_tokens, token_state
     from vigil.storage import StorageError
+    from vigil.timefmt import utc_text
+    from vigil.tokens import list_tokens, token_state
 
     database_url = _settings().database_url
     try:

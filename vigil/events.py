@@ -12,6 +12,8 @@ from typing import Any, Literal
 from pydantic import BaseModel
 
 Severity = Literal["critical", "high", "medium", "low"]
+IncidentKind = Literal["water_damage", "fire", "accident"]
+PolicyLine = Literal["health", "home"]
 _ALERT_NS = uuid.UUID("5d1c3a0e-0b6f-4a55-9d0c-76a1e1a7c0de")
 
 
@@ -46,8 +48,8 @@ class IncidentOpened(BaseModel):
     """
 
     incident_id: str
-    kind: Literal["water_damage", "fire", "accident"]
-    covered_by: Literal["health", "home"]
+    kind: IncidentKind
+    covered_by: PolicyLine
     member_id: str
     device_id: str
     location: str | None = None

@@ -20,8 +20,8 @@ log = logging.getLogger(__name__)
 SERVICES: dict[str, list[str]] = {
     "ingest": [sys.executable, "-m", "ingest"],
     "streams": [sys.executable, "-m", "streams"],
-    "api": [sys.executable, "-m", "alerts"],
-    "scheduler": [sys.executable, "-m", "vigil.scheduler"],
+    "api": [sys.executable, "-m", "api"],
+    "scheduler": [sys.executable, "-m", "scheduler"],
 }
 _STOP_GRACE_S = 20
 

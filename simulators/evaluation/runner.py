@@ -165,7 +165,7 @@ def live_pipeline(settings: Settings, progress: Progress = lambda _: None) -> It
 
 def admin_token(settings: Settings) -> str:
     """VIGIL_ADMIN_TOKEN, or a fresh admin token issued in the database."""
-    from alerts.tokens import issue_token
+    from vigil.tokens import issue_token
 
     return settings.admin_token or issue_token(settings.database_url, "admin", None)
 

@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
-from simulators.labelled.model import ALERT_TYPES, Expected
+from simulators.labelled.model import Expected
+from vigil.rules.catalog import ALERT_TYPES
 
 Outcome = Literal["tp", "fp", "fn"]
 

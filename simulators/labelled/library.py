@@ -6,7 +6,8 @@ import fnmatch
 from collections.abc import Iterable
 
 from simulators.labelled import health, home, live
-from simulators.labelled.model import ALERT_TYPES, Scenario
+from simulators.labelled.model import Scenario
+from vigil.rules.catalog import ALERT_TYPES
 
 LIBRARY: tuple[Scenario, ...] = (*health.scenarios(), *home.scenarios(), *live.scenarios())
 BY_NAME: dict[str, Scenario] = {s.name: s for s in LIBRARY}

@@ -14,17 +14,15 @@ from typing import Literal
 
 from simulators.devices import tidy
 from simulators.labelled.shapes import Const, Draw, Noisy, Shape, Sporadic
+from vigil.events import Severity
+from vigil.rules.catalog import ALERT_TYPES
 
 Kind = Literal["wearable", "home"]
-Severity = Literal["critical", "high", "medium", "low"]
 # positive: the rule's typical case; inside / outside: just inside or just outside a threshold or a
 # duration; confounder: something that looks like the condition and must not raise it.
 Role = Literal["positive", "inside", "outside", "confounder"]
 ROLES: tuple[Role, ...] = ("positive", "inside", "outside", "confounder")
 
-# Alert types of RULES.md, in its order.
-ALERT_TYPES = ("tachycardia", "bradycardia", "low_spo2", "fall", "device_offline", "low_battery", "smoke", "co",
-               "gas_leak", "water_leak", "freeze_risk", "overheat", "electrical_arcing")
 HEALTH_RULES = ("tachycardia", "bradycardia", "low_spo2", "fall")
 HOME_RULES = ("smoke", "co", "gas_leak", "water_leak", "freeze_risk", "overheat", "electrical_arcing")
 

@@ -120,7 +120,7 @@ class Pipeline:
         log_dir = settings.state_dir / "logs"
         self.ingest = ServiceProcess("ingest", "ingest", log_dir)
         self.streams = ServiceProcess("streams", "streams", log_dir)
-        self.api_service = ServiceProcess("api", "alerts", log_dir)
+        self.api_service = ServiceProcess("api", "api", log_dir)
         self.api = httpx.Client(base_url=f"http://127.0.0.1:{settings.api_port}",
                                 headers={"Authorization": f"Bearer {settings.admin_token}"}, timeout=15)
 

@@ -46,7 +46,7 @@ def test_a_silent_device_goes_offline_and_its_next_message_clears_it(pipeline):
     wait_for(lambda: pipeline.query("SELECT 1 FROM pipeline_heartbeats WHERE last_at > now() - interval '15 s'"),
              30, what="a stored pipeline heartbeat")
     device = _register_fast_device(pipeline)
-    scheduler = ServiceProcess("scheduler", "vigil.scheduler", pipeline.settings.state_dir / "logs")
+    scheduler = ServiceProcess("scheduler", "scheduler", pipeline.settings.state_dir / "logs")
     try:
         with DevicePublisher(pipeline.settings, device) as pub:
             pub.publish(message(device.device_id, 1, [(now(), "temperature", 21)]))

@@ -20,6 +20,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from stack import mosquitto
 from vigil.broker_accounts import INGEST_SUBSCRIPTION, INGEST_USERNAME, BrokerAccounts, client_id
+from vigil.broker_secrets import BrokerSecrets, ensure_secrets
 from vigil.settings import Settings
 
 WAIT_S = 10
@@ -114,12 +115,12 @@ def settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
 
 
 @pytest.fixture(scope="module")
-def broker_secrets(settings: Settings) -> mosquitto.BrokerSecrets:
-    return mosquitto.ensure_secrets(settings)
+def broker_secrets(settings: Settings) -> BrokerSecrets:
+    return ensure_secrets(settings)
 
 
 @pytest.fixture
-def accounts(settings: Settings, broker_secrets: mosquitto.BrokerSecrets) -> Iterator[BrokerAccounts]:
+def accounts(settings: Settings, broker_secrets: BrokerSecrets) -> Iterator[BrokerAccounts]:
     with BrokerAccounts(settings.mqtt_host, settings.mqtt_port, "vigil-admin",
                         broker_secrets.admin_password) as accounts:
         yield accounts
@@ -143,7 +144,7 @@ def peers(settings: Settings) -> Iterator[Callable[..., Peer]]:
 
 
 @pytest.fixture
-def ingest(peers: Callable[..., Peer], broker_secrets: mosquitto.BrokerSecrets) -> Peer:
+def ingest(peers: Callable[..., Peer], broker_secrets: BrokerSecrets) -> Peer:
     peer = peers(INGEST_USERNAME, broker_secrets.ingest_password)
     assert peer.subscribe(INGEST_SUBSCRIPTION).value == 1  # granted QoS 1
     return peer

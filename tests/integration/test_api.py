@@ -21,15 +21,15 @@ from psycopg import sql as pgsql
 from psycopg.conninfo import make_conninfo
 from psycopg.types.json import Jsonb
 
-from alerts.app import MAX_BODY_BYTES, create_app
-from alerts.deps import Pool
-from alerts.errors import ErrorMessage, FieldErrors
 from alerts.store import apply_alert_changes, get_alert
-from alerts.tokens import issue, issue_token, revoke, token_digest
+from api.app import MAX_BODY_BYTES, create_app
+from api.deps import Pool
+from api.errors import ErrorMessage, FieldErrors
 from vigil.events import AlertChanged, alert_id
 from vigil.settings import Settings
 from vigil.storage.schema import ensure_database, migrate
 from vigil.telemetry import to_ms
+from vigil.tokens import issue, issue_token, revoke, token_digest
 
 pytestmark = pytest.mark.infra
 

@@ -20,7 +20,7 @@ from psycopg import sql
 from psycopg.conninfo import make_conninfo
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
-from alerts.app import create_app
+from api.app import create_app
 from vigil.settings import Settings
 from vigil.storage.schema import ensure_database, migrate
 

@@ -30,6 +30,7 @@ from vigil.broker_accounts import (
     can_log_in,
     telemetry_topic,
 )
+from vigil.broker_secrets import BrokerSecrets
 from vigil.settings import Settings
 
 pytestmark = pytest.mark.infra
@@ -179,7 +180,7 @@ def test_a_payload_just_over_64_kib_reaches_ingest_to_be_dead_lettered(accounts,
 
 
 @pytest.fixture
-def persistent_ingest(settings: Settings, broker_secrets: mosquitto.BrokerSecrets) -> Iterator[Callable[[], Peer]]:
+def persistent_ingest(settings: Settings, broker_secrets: BrokerSecrets) -> Iterator[Callable[[], Peer]]:
     """An ingest with a fixed client id and a long session; the session is discarded afterwards.
 
     A left-over session would stay in the shared group and take its turn of later messages.

@@ -32,6 +32,7 @@ from vigil.broker_accounts import (
     legacy_ingest_client_id,
     telemetry_topic,
 )
+from vigil.broker_secrets import ensure_secrets
 from vigil.settings import Settings
 
 pytestmark = pytest.mark.infra
@@ -187,7 +188,7 @@ def test_only_roles_that_need_it_receive_messages(accounts, peers, ingest, setti
     """A role allowed to subscribe but not to receive gets nothing: receiving is denied by default."""
     accounts.ensure_device("hx-8", "pw")
     subprocess.run(["mosquitto_ctrl", "-h", settings.mqtt_host, "-p", str(settings.mqtt_port), "-u", "vigil-admin",
-                    "-P", mosquitto.ensure_secrets(settings).admin_password, "dynsec", "addRoleACL", "device:hx-8",
+                    "-P", ensure_secrets(settings).admin_password, "dynsec", "addRoleACL", "device:hx-8",
                     "subscribePattern", "devices/+/telemetry", "allow"], check=True, capture_output=True,
                    timeout=WAIT_S)
     snoop = peers("hx-8", "pw")

@@ -26,14 +26,14 @@ from fastapi.testclient import TestClient
 from psycopg.conninfo import make_conninfo
 from psycopg.types.json import Jsonb
 
-from alerts.app import create_app
-from alerts.care_plan_publisher import KafkaCarePlanPublisher
-from alerts.tokens import issue_token
+from api.app import create_app
+from api.care_plan_publisher import KafkaCarePlanPublisher
 from stack import kafka
-from streams.rules.catalog import DEFAULT_RULES
-from vigil.care_plans import CarePlanChanged, MalformedCarePlan, care_plan_key, decode_care_plan, encode_care_plan
+from vigil.care_plan_events import CarePlanChanged, MalformedCarePlan, care_plan_key, decode_care_plan, encode_care_plan
+from vigil.rules.catalog import DEFAULT_RULES
 from vigil.settings import Settings
 from vigil.storage.schema import ensure_database, migrate
+from vigil.tokens import issue_token
 from vigil.topics import CARE_PLANS
 
 pytestmark = pytest.mark.infra

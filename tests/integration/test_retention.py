@@ -13,7 +13,7 @@ from confluent_kafka import Producer
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
-from vigil.scheduler import ALIVE_FILE, check_offline, trim_telemetry
+from scheduler.jobs import ALIVE_FILE, check_offline, trim_telemetry
 from vigil.settings import Settings
 from vigil.storage.retention import trim
 from vigil.storage.schema import ensure_database, migrate

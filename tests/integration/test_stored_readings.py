@@ -10,8 +10,8 @@ import pytest
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from streams.rules.stragglers import Window
 from streams.stored_readings import read_windows
+from vigil.rules.stragglers import Window
 from vigil.storage.schema import ensure_database, migrate
 
 pytestmark = pytest.mark.infra

@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from alerts.auth import Principal
-from alerts.errors import field_errors, field_name
-from alerts.schemas import RESERVED_PREFIX, DeviceIn, GatewayIn, MemberIn
-from alerts.tokens import TOKEN_PREFIX, check_role, new_token, token_digest
+from api.auth import Principal
+from api.errors import field_errors, field_name
+from api.schemas import RESERVED_PREFIX, DeviceIn, GatewayIn, MemberIn
 from vigil.broker_accounts import SERVICE_USERNAMES
+from vigil.tokens import TOKEN_PREFIX, check_role, new_token, token_digest
 
 MEMBER = {
     "name": "Grace",

@@ -7,9 +7,9 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from alerts.lifecycle import MalformedEvent, decode_alert_changed, episode_marker, history_entry
-from alerts.timefmt import utc_text
+from alerts.event_decoding import MalformedEvent, decode_alert_changed, episode_marker, history_entry
 from vigil.events import alert_id
+from vigil.timefmt import utc_text
 
 GOOD = {
     "change": "raised",

@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from streams.rules.catalog import DEFAULT_RULES
-from streams.rules.evaluate import Judgement, judge_device
-from streams.rules.state import DeviceState
+from vigil.rules.catalog import DEFAULT_RULES
+from vigil.rules.lateness import Judgement, judge_device
+from vigil.rules.state import DeviceState
 
 T0_MS = 1_795_312_800_000  # 2026-11-22T02:00:00Z
 NOW_MS = T0_MS + 86_400_000

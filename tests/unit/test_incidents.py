@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import pytest
 
-from streams.rules.incidents import incident_id
-from streams.rules.state import DeviceState
 from tests.unit.test_rules_story import DEVICE, MEMBER, NOW_MS, at, every, judge
 from vigil.events import IncidentOpened
+from vigil.rules.incidents import incident_id
+from vigil.rules.state import DeviceState
 
 
 def wet(from_s: float, to_s: float, value: float = 1) -> list:

@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from alerts.schemas import AlertType
+from api.schemas import AlertType
 from ingest.validation import judge
 from simulators.labelled import LIBRARY, select
 from simulators.labelled.library import BY_NAME

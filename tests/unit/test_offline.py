@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from alerts.offline import Device, OfflineAlert, judge_offline, pipeline_live_since
 from vigil.events import alert_id
+from vigil.rules.offline import Device, OfflineAlert, judge_offline, pipeline_live_since
 
 NOW = datetime(2024, 3, 1, 12, 0, 0, tzinfo=UTC)
 LONG_AGO = NOW - timedelta(days=30)  # registration, and the start of an unbroken pipeline run

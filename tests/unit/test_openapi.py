@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from alerts.app import create_app
-from alerts.errors import FieldErrors, field_errors
+from api.app import create_app
+from api.errors import FieldErrors, field_errors
 from vigil.settings import Settings
 
 CONTRACT_CALLS = [

@@ -11,10 +11,10 @@ import random
 
 import pytest
 
-from streams.rules.catalog import DEFAULT_RULES
-from streams.rules.evaluate import judge_device
-from streams.rules.state import DeviceState
 from vigil.events import AlertChanged
+from vigil.rules.catalog import DEFAULT_RULES
+from vigil.rules.lateness import judge_device
+from vigil.rules.state import DeviceState
 
 # Minute 0 of every story: 2026-11-22T02:00:00Z, a whole minute. The wall clock stands still later.
 T0_MS = 1_795_312_800_000

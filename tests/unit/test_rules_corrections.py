@@ -17,12 +17,12 @@ import pytest
 from simulators.labelled import LIBRARY
 from simulators.labelled.messages import delivery_order, plan_messages
 from simulators.labelled.model import InOrder, ReversedBlocks, Scenario
-from streams.rules.announce import CORRECTED
-from streams.rules.evaluate import DEFAULT_ALLOWED_LATENESS_MS
-from streams.rules.state import DeviceState
 from tests.unit.test_labelled_scenarios import NOW
 from tests.unit.test_rules_story import at, judge
 from vigil.events import AlertChanged
+from vigil.rules.announce import CORRECTED
+from vigil.rules.lateness import DEFAULT_ALLOWED_LATENESS_MS
+from vigil.rules.state import DeviceState
 from vigil.telemetry import to_ms
 
 Reading = tuple[int, str, float]

@@ -9,15 +9,15 @@ import json
 import pytest
 
 from simulators.labelled import LIBRARY
-from streams.rules import evaluate
-from streams.rules.state import DeviceState
 from tests.unit.test_rules_corrections import _messages
 from tests.unit.test_rules_story import judge
+from vigil.rules import lateness
+from vigil.rules.state import DeviceState
 
 
 def _deliver(messages: list[list], *, fast: bool, monkeypatch: pytest.MonkeyPatch) -> tuple[list, list, dict]:
-    monkeypatch.setattr(evaluate, "FAST_PATH", fast)
-    monkeypatch.setattr(evaluate, "HEAD_MIN_BUFFERED", 0)  # the fast path whenever it can be taken
+    monkeypatch.setattr(lateness, "FAST_PATH", fast)
+    monkeypatch.setattr(lateness, "HEAD_MIN_BUFFERED", 0)  # the fast path whenever it can be taken
     saved, alerts, incidents = None, [], []
     for message in messages:
         state = DeviceState.from_dict(json.loads(saved) if saved else None)
@@ -47,14 +47,14 @@ def test_the_delivery_order_of_each_scenario_gives_the_same_through_the_head(sce
 
 def test_the_fast_path_is_taken_for_in_order_batches_and_a_state_without_a_head_replays_once(monkeypatch):
     calls = []
-    original = evaluate.Replay.run
+    original = lateness.Replay.run
 
     def counting(self, readings, settle_before_ms):
         calls.append(len(readings))
         return original(self, readings, settle_before_ms)
 
-    monkeypatch.setattr(evaluate.Replay, "run", counting)
-    monkeypatch.setattr(evaluate, "HEAD_MIN_BUFFERED", 0)
+    monkeypatch.setattr(lateness.Replay, "run", counting)
+    monkeypatch.setattr(lateness, "HEAD_MIN_BUFFERED", 0)
     messages, _ = _messages(LIBRARY[0])
     state = DeviceState()
     for message in messages[:3]:
@@ -96,7 +96,7 @@ def test_a_small_buffer_keeps_no_head():
     messages, _ = _messages(LIBRARY[0])
     state = DeviceState()
     judge(messages[0][:2], state=state)
-    assert len(state.buffer) < evaluate.HEAD_MIN_BUFFERED
+    assert len(state.buffer) < lateness.HEAD_MIN_BUFFERED
     assert state.head is None
 
 
@@ -108,5 +108,5 @@ def test_a_flood_beyond_the_buffer_limit_gives_the_same_through_the_head(monkeyp
     batches = [readings[i:i + 10] for i in range(0, len(readings), 10)]
 
     fast = _deliver(batches, fast=True, monkeypatch=monkeypatch)
-    assert len(fast[2]["buffer"]) == evaluate.MAX_BUFFERED_READINGS
+    assert len(fast[2]["buffer"]) == lateness.MAX_BUFFERED_READINGS
     assert fast == _deliver(batches, fast=False, monkeypatch=monkeypatch)

@@ -9,9 +9,9 @@ from datetime import datetime
 
 import pytest
 
-from streams.rules.state import DeviceState
 from tests.unit.test_rules_story import at, every, judge, minutely, steady, story, tick
 from vigil.events import AlertChanged
+from vigil.rules.state import DeviceState
 
 # -- bradycardia ----------------------------------------------------------------------------------
 

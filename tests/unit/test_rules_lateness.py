@@ -9,10 +9,10 @@ import random
 
 import pytest
 
-from streams.rules.evaluate import DEFAULT_ALLOWED_LATENESS_MS, MAX_BUFFERED_READINGS, Judgement
-from streams.rules.state import DeviceState
 from tests.unit.test_rules_story import NOW_MS, at, every, judge, steady, story, tick
 from vigil.events import AlertChanged
+from vigil.rules.lateness import DEFAULT_ALLOWED_LATENESS_MS, MAX_BUFFERED_READINGS, Judgement
+from vigil.rules.state import DeviceState
 
 
 def _scenario() -> list[tuple[int, str, float]]:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from streams.rules.catalog import DEFAULT_RULES
-from streams.rules.overrides import describe_overridable, rules_with_overrides, validate_overrides
-from streams.rules.state import DeviceState
 from tests.unit.test_rules_story import RULES, at, every, judge, steady, story, tick
+from vigil.rules.catalog import DEFAULT_RULES
+from vigil.rules.overrides import describe_overridable, rules_with_overrides, validate_overrides
+from vigil.rules.state import DeviceState
 
 
 def with_plan(plan: dict) -> tuple:

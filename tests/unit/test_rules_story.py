@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from streams.rules.catalog import DEFAULT_RULES
-from streams.rules.evaluate import Judgement, judge_device
-from streams.rules.spec import Rule
-from streams.rules.state import DeviceState
 from vigil.events import AlertChanged
+from vigil.rules.catalog import DEFAULT_RULES
+from vigil.rules.lateness import Judgement, judge_device
+from vigil.rules.spec import Rule
+from vigil.rules.state import DeviceState
 
 T0_MS = 1_795_312_800_000
 NOW_MS = T0_MS + 86_400_000

@@ -17,14 +17,14 @@ from collections.abc import Iterable
 
 import pytest
 
-from streams.rules.evaluate import Judgement, late_windows
-from streams.rules.state import DeviceState
-from streams.rules.stragglers import REJUDGE_MAX_MS, lookback_ms, windows
 from tests.unit.test_rules_lateness import IN_ORDER as LATENESS
 from tests.unit.test_rules_lateness import IN_ORDER_STATE as LATENESS_STATE
 from tests.unit.test_rules_lateness import _straggling
 from tests.unit.test_rules_story import MINUTE_MS, T0_MS, at, judge, rules_named
 from vigil.events import AlertChanged, IncidentOpened
+from vigil.rules.lateness import Judgement, late_windows
+from vigil.rules.state import DeviceState
+from vigil.rules.stragglers import REJUDGE_MAX_MS, lookback_ms, windows
 
 Reading = tuple[int, str, float]
 Message = list[Reading]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from alerts.storable import MAX_DEPTH, unstorable
+from api.storable import MAX_DEPTH, unstorable
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from alerts.tokens import StoredToken, parse_lifetime, refusal, token_state
+from vigil.tokens import StoredToken, parse_lifetime, refusal, token_state
 
 NOW = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
 

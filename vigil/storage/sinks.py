@@ -22,7 +22,6 @@ import logging
 import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 
 import orjson
 import psycopg
@@ -31,6 +30,7 @@ from vigil.broker_accounts import telemetry_topic
 from vigil.storage import CONTENT_ERRORS
 from vigil.storage.text import clean_text
 from vigil.telemetry import DeadLetter
+from vigil.timefmt import ms_text
 
 log = logging.getLogger(__name__)
 Key = tuple[str, int]
@@ -155,10 +155,6 @@ def _readings(count: int) -> str:
     return "1 reading" if count == 1 else f"{count} readings"
 
 
-def _iso(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
 def error_text(error: BaseException) -> str:
     """The refusal in one line: the error's class and the database's words (with its context)."""
     words = " ".join(str(error).split()) or "no message"
@@ -174,7 +170,8 @@ def seq_reused(record: dict, new_digest: int, *, stored_digest: int, stored_rece
     so the same message delivered again makes the same fingerprint and is recorded once.
     """
     device_id, seq = record["device_id"], record["seq"]
-    detail = (f"seq {seq} was stored before with other readings (received {_iso(stored_received_ms)}, "
+    received = ms_text(stored_received_ms, "milliseconds")
+    detail = (f"seq {seq} was stored before with other readings (received {received}, "
               f"{_readings(stored_readings)}, digest {_hex(stored_digest)}); this message's "
               f"readings ({_readings(len(record['readings']))}, digest {_hex(new_digest)}) are not stored: "
               "see the payload. Did the device's seq counter restart?")

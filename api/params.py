@@ -1,0 +1,49 @@
+"""Path and query parameters in the shapes the API issues: each one closed, so a malformed value (a NUL
+byte, a `urn:uuid:` form of an alert id, a unix number for a time) or a misspelt filter is a 422 naming
+it before anything reaches SQL."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import Path
+from pydantic import BaseModel, ConfigDict, Field
+
+from api.schemas import AlertStatus, AlertType
+from vigil.telemetry import DEVICE_ID_PATTERN, METRICS, Rfc3339DateTime
+
+# The alert ids the API issues: a UUID in its canonical hyphenated form (either case), nothing else.
+ALERT_ID_PATTERN = r"^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$"
+
+# Member ids are `mbr_<hex>` or chosen by the client with the shape of a device id.
+MemberIdPath = Annotated[str, Path(pattern=DEVICE_ID_PATTERN)]
+DeviceIdPath = Annotated[str, Path(pattern=DEVICE_ID_PATTERN)]
+AlertIdPath = Annotated[str, Path(pattern=ALERT_ID_PATTERN, description="An alert id: a UUID.")]
+_Id = Annotated[str, Field(pattern=DEVICE_ID_PATTERN)]
+# The metrics of CONTRACT.md section 2, listed in the OpenAPI schema.
+MetricName = Literal[tuple(METRICS)]  # type: ignore[valid-type]
+
+
+class _Filters(BaseModel):
+    # `?stauts=open` would otherwise be ignored and answer every alert as if it were a match.
+    model_config = ConfigDict(extra="forbid")
+
+
+class AlertFilters(_Filters):
+    """`GET /alerts` query parameters."""
+
+    member_id: _Id | None = None
+    device_id: _Id | None = None
+    status: AlertStatus | None = None
+    type: AlertType | None = None
+    since: Annotated[Rfc3339DateTime | None, Field(description="raised at or after, RFC 3339")] = None
+    limit: Annotated[int, Field(ge=1, le=1000)] = 100
+
+
+class ReadingFilters(_Filters):
+    """`GET /devices/{id}/readings` query parameters."""
+
+    metric: MetricName | None = None
+    since: Annotated[Rfc3339DateTime | None, Field(description="inclusive, RFC 3339")] = None
+    until: Annotated[Rfc3339DateTime | None, Field(description="exclusive, RFC 3339")] = None
+    limit: Annotated[int, Field(ge=1, le=10_000)] = 1000

@@ -1,0 +1,268 @@
+"""The JSON shapes of the v1 API (CONTRACT.md section 3): what clients send and what they get back."""
+
+from __future__ import annotations
+
+import functools
+from datetime import UTC, date, datetime
+from typing import Annotated, Any, Literal
+from zoneinfo import available_timezones
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    StrictBool,
+    ValidationInfo,
+    computed_field,
+    field_validator,
+)
+
+from api.dates import FullDate
+from api.storable import unstorable
+from vigil.broker_accounts import client_id
+from vigil.events import Severity
+from vigil.rules.catalog import ALERT_TYPES
+from vigil.telemetry import DEVICE_ID_PATTERN
+from vigil.timefmt import utc_text
+
+AlertType = Literal[ALERT_TYPES]  # type: ignore[valid-type]
+AlertStatus = Literal["open", "acknowledged", "escalated", "resolved"]
+
+# Every id a client chooses (members, devices, gateways) has the shape of an MQTT topic level.
+Identifier = Annotated[str, Field(pattern=DEVICE_ID_PATTERN)]
+# Vigil's own broker logins are named vigil-*; a device of that name would take one over.
+RESERVED_PREFIX = "vigil-"
+Phone = Annotated[str, Field(pattern=r"^\+?[0-9][0-9 ().-]{2,31}$")]
+Email = Annotated[str, Field(max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]
+# Outreach goes through Apprise, whose targets are URLs of many schemes (mailto://, tgram://, ...).
+OutreachUrl = Annotated[str, Field(max_length=2000, pattern=r"^[A-Za-z][A-Za-z0-9+.-]*://\S+$")]
+ShortText = Annotated[str, Field(min_length=1, max_length=200)]
+UtcDatetime = Annotated[datetime, PlainSerializer(utc_text, return_type=str)]
+
+
+@functools.cache
+def _zones() -> frozenset[str]:
+    return frozenset(available_timezones())
+
+
+def _not_reserved(value: str) -> str:
+    if value.startswith(RESERVED_PREFIX):
+        raise ValueError(f"ids beginning with {RESERVED_PREFIX!r} are reserved for Vigil's own broker logins")
+    return value
+
+
+class _Input(BaseModel):
+    # A misspelt field ("consents") is refused by name rather than silently ignored.
+    model_config = ConfigDict(extra="forbid")
+
+    @field_validator("*")
+    @classmethod
+    def _storable(cls, value: Any, info: ValidationInfo) -> Any:
+        """Every field of every body, present and future: what PostgreSQL would refuse is a 422 naming it.
+
+        Nested bodies (`policy`) check their own fields; this sees the strings, lists and free-form
+        JSON (`care_plan`), keys included.
+        """
+        if problem := unstorable(value, info.field_name or ""):
+            raise ValueError(problem)
+        return value
+
+
+class Policy(_Input):
+    number: ShortText
+    line: Literal["health", "home", "both"]
+
+
+class EmergencyContact(_Input):
+    name: ShortText
+    phone: Phone
+    relation: ShortText
+
+
+class Consent(_Input):
+    """Each consent is given or refused explicitly: there is no default."""
+
+    monitoring: StrictBool
+    outreach: StrictBool
+    auto_claims: StrictBool
+
+
+class MemberIn(_Input):
+    """`POST /members`; `id` is generated when absent."""
+
+    id: Identifier | None = None
+    name: ShortText
+    birth_date: FullDate | None = None
+    phone: Phone | None = None
+    email: Email | None = None
+    address: Annotated[str, Field(max_length=500)] | None = None
+    timezone: str = "UTC"
+    policy: Policy
+    care_manager_id: Identifier | None = None
+    emergency_contacts: Annotated[list[EmergencyContact], Field(max_length=20)] = []
+    consent: Consent
+    care_plan: dict[str, Any] = {}
+    outreach_urls: Annotated[list[OutreachUrl], Field(max_length=20)] = []
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        if value not in _zones():
+            raise ValueError(f"{value!r} is not an IANA time zone such as 'Europe/Paris'")
+        return value
+
+    @field_validator("birth_date")
+    @classmethod
+    def _born(cls, value: date | None) -> date | None:
+        if value is not None and value > datetime.now(UTC).date():
+            raise ValueError("is in the future")
+        return value
+
+
+class Member(MemberIn):
+    id: str
+    created_at: UtcDatetime
+
+
+class DeviceIn(_Input):
+    """`POST /devices`."""
+
+    device_id: Identifier
+    kind: Literal["wearable", "home"]
+    member_id: Identifier
+    location: Annotated[str, Field(min_length=1, max_length=100)] | None = None
+    report_interval_s: Annotated[int, Field(gt=0, le=86_400)] = 300
+
+    _device_id_free = field_validator("device_id")(_not_reserved)
+
+
+_CLIENT_ID_DOC = "the MQTT client id to connect with; the broker refuses this login under any other"
+
+
+class Device(DeviceIn):
+    enabled: bool
+    mqtt_username: str
+    created_at: UtcDatetime
+
+    @computed_field(description=_CLIENT_ID_DOC)
+    @property
+    def mqtt_client_id(self) -> str:
+        return client_id(self.mqtt_username)
+
+
+class DeviceCredentials(Device):
+    """A registered device with the password it connects with, shown this once only."""
+
+    mqtt_password: str
+
+
+class GatewayIn(_Input):
+    """`POST /gateways`: a hub or partner cloud and the devices it may publish for."""
+
+    id: Identifier
+    name: Annotated[str, Field(min_length=1, max_length=200)] | None = None
+    device_ids: Annotated[list[Identifier], Field(max_length=10_000)] = []
+
+    _id_free = field_validator("id")(_not_reserved)
+
+
+class GatewayCredentials(GatewayIn):
+    mqtt_username: str
+    mqtt_password: str
+    created_at: UtcDatetime
+
+    @computed_field(description=_CLIENT_ID_DOC)
+    @property
+    def mqtt_client_id(self) -> str:
+        return client_id(self.mqtt_username)
+
+
+class Reading(BaseModel):
+    ts: UtcDatetime
+    metric: str
+    value: float
+    seq: int
+
+
+class Alert(BaseModel):
+    id: str
+    type: str
+    severity: Severity
+    status: AlertStatus
+    member_id: str
+    device_id: str
+    triggered_at: UtcDatetime
+    raised_at: UtcDatetime
+    updated_at: UtcDatetime
+    cleared_at: UtcDatetime | None
+    resolved_at: UtcDatetime | None
+    evidence: dict[str, Any]
+    history: list[dict[str, Any]]
+
+
+class Health(BaseModel):
+    status: Literal["up", "down"]
+    components: dict[str, Literal["up", "down"]]
+
+
+_OVERRIDES_EXAMPLE = {
+    "tachycardia": {"tiers.0.threshold": 130, "tiers.0.minutes": 15},
+    "water_leak": {"enabled": False},
+}
+
+
+class CarePlanIn(_Input):
+    """`PUT /members/{id}/care_plan`: the member's whole set of overrides, replacing the previous one."""
+
+    overrides: dict[str, Any] = Field(
+        description=(
+            "Per alert type: `enabled` (false switches the rule off for this member) and any numeric "
+            "parameter of that rule, named as `GET` lists them under `overridable`: `threshold`, `span_s`, "
+            "`clear_minutes`..., and `tiers.<i>.threshold` / `tiers.<i>.minutes` for the rules with severity "
+            "tiers. A rule or parameter left out keeps its default; `{}` returns the member to the defaults."
+        ),
+        examples=[_OVERRIDES_EXAMPLE],
+    )
+    note: Annotated[str, Field(max_length=2000, description="Why the plan is what it is, for the record.")] | None = (
+        None
+    )
+
+
+class CarePlan(BaseModel):
+    """A member's stored care plan; `version` 0 means it was never changed (the defaults apply)."""
+
+    member_id: str
+    version: int
+    overrides: dict[str, Any]
+    note: str | None = None
+    updated_at: UtcDatetime | None = None
+    # `admin`, or `care_manager:<id>`.
+    updated_by: str | None = None
+
+
+class Overridable(BaseModel):
+    """A parameter a care plan may set: its type, the value in force and the default."""
+
+    type: Literal["boolean", "integer", "number"]
+    value: bool | int | float
+    default: bool | int | float
+
+
+class EffectiveRule(BaseModel):
+    """One rule as it applies to the member: the defaults with the plan's overrides merged in."""
+
+    enabled: bool
+    # What the plan sets for this rule (`enabled` included), in the plan's naming.
+    overridden: list[str]
+    overridable: dict[str, Overridable]
+    # The whole rule description in force (disabled rules: what would apply if switched on).
+    parameters: dict[str, Any]
+
+
+class CarePlanView(CarePlan):
+    """`GET /members/{id}/care_plan`: the plan and every rule's effective parameters, by alert type."""
+
+    rules: dict[str, EffectiveRule]
+    # Why the stored plan does not apply, when the rules changed since it was stored (the defaults do).
+    problems: list[str] = []
