@@ -94,7 +94,7 @@ def conn():
     with psycopg.connect(URL, autocommit=True) as connection:
         connection.execute(STAND_IN)
         # The one statement a stand-in cannot take (a view option only TimescaleDB knows); its
-        # text is asserted in tests/unit/test_timescale.py.
+        # text is asserted in tests/unit/storage/test_timescale.py.
         connection.execute("UPDATE stand_in.caggs SET materialized_only = false")
         yield connection
 

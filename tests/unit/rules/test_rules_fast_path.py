@@ -9,8 +9,8 @@ import json
 import pytest
 
 from simulators.labelled import LIBRARY
-from tests.unit.test_rules_corrections import _messages
-from tests.unit.test_rules_story import judge
+from tests.unit.rules.story import judge
+from tests.unit.simulators.labelled_messages import scenario_messages
 from vigil.rules import lateness
 from vigil.rules.state import DeviceState
 
@@ -30,7 +30,7 @@ def _deliver(messages: list[list], *, fast: bool, monkeypatch: pytest.MonkeyPatc
 
 @pytest.mark.parametrize("scenario", LIBRARY, ids=lambda s: s.name)
 def test_in_order_delivery_through_the_head_is_the_full_replay(scenario, monkeypatch):
-    messages, _ = _messages(scenario)
+    messages, _ = scenario_messages(scenario)
 
     fast = _deliver(messages, fast=True, monkeypatch=monkeypatch)
     assert fast == _deliver(messages, fast=False, monkeypatch=monkeypatch)
@@ -38,7 +38,7 @@ def test_in_order_delivery_through_the_head_is_the_full_replay(scenario, monkeyp
 
 @pytest.mark.parametrize("scenario", LIBRARY, ids=lambda s: s.name)
 def test_the_delivery_order_of_each_scenario_gives_the_same_through_the_head(scenario, monkeypatch):
-    messages, order = _messages(scenario)
+    messages, order = scenario_messages(scenario)
     delivered = [messages[i] for i in order]
 
     fast = _deliver(delivered, fast=True, monkeypatch=monkeypatch)
@@ -55,7 +55,7 @@ def test_the_fast_path_is_taken_for_in_order_batches_and_a_state_without_a_head_
 
     monkeypatch.setattr(lateness.Replay, "run", counting)
     monkeypatch.setattr(lateness, "HEAD_MIN_BUFFERED", 0)
-    messages, _ = _messages(LIBRARY[0])
+    messages, _ = scenario_messages(LIBRARY[0])
     state = DeviceState()
     for message in messages[:3]:
         judge(message, state=state)
@@ -79,7 +79,7 @@ def test_the_fast_path_is_taken_for_in_order_batches_and_a_state_without_a_head_
 
 @pytest.mark.parametrize("per_message", [1, 4, 40])
 def test_a_busy_device_with_every_rule_gives_the_same_through_the_head(per_message, monkeypatch):
-    from tests.unit.test_rules_lateness import INSTANTS, SCENARIO
+    from tests.unit.rules.busy_device import INSTANTS, SCENARIO
 
     cut = {ts: i // per_message for i, ts in enumerate(INSTANTS)}
     messages: dict[int, list] = {}
@@ -93,7 +93,7 @@ def test_a_busy_device_with_every_rule_gives_the_same_through_the_head(per_messa
 
 
 def test_a_small_buffer_keeps_no_head():
-    messages, _ = _messages(LIBRARY[0])
+    messages, _ = scenario_messages(LIBRARY[0])
     state = DeviceState()
     judge(messages[0][:2], state=state)
     assert len(state.buffer) < lateness.HEAD_MIN_BUFFERED
@@ -101,7 +101,7 @@ def test_a_small_buffer_keeps_no_head():
 
 
 def test_a_flood_beyond_the_buffer_limit_gives_the_same_through_the_head(monkeypatch):
-    from tests.unit.test_rules_story import at
+    from tests.unit.rules.story import at
 
     readings = [(at(0, 0) + i * 20, metric, float(value)) for i in range(3000)
                 for metric, value in (("heart_rate", 130 + i % 7), ("water_leak", 1))]

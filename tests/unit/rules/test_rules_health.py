@@ -9,7 +9,7 @@ from datetime import datetime
 
 import pytest
 
-from tests.unit.test_rules_story import at, every, judge, minutely, steady, story, tick
+from tests.unit.rules.story import at, every, judge, minutely, steady, story, tick
 from vigil.events import AlertChanged
 from vigil.rules.state import DeviceState
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.unit.test_rules_story import RULES, at, every, judge, steady, story, tick
+from tests.unit.rules.story import RULES, at, every, judge, steady, story, tick
 from vigil.rules.catalog import DEFAULT_RULES
 from vigil.rules.overrides import describe_overridable, rules_with_overrides, validate_overrides
 from vigil.rules.state import DeviceState

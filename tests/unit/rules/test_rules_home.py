@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.unit.test_rules_story import at, every, judge, minutely, steady, story, tick
+from tests.unit.rules.story import at, every, judge, minutely, steady, story, tick
 
 # -- co: sustained 1-minute means, three tiers, never at 30 ppm or below --------------------------
 

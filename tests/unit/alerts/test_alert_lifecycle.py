@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from alerts.event_decoding import MalformedEvent, decode_alert_changed, episode_marker, history_entry
+from alerts.event_decoding import MalformedEvent, decode_alert_changed, history_entry
 from vigil.events import alert_id
 from vigil.timefmt import utc_text
 
@@ -60,11 +60,6 @@ def test_a_history_entry_carries_wall_time_in_utc_and_details() -> None:
         "action": "retriggered",
         "episode": "e-1",
     }
-
-
-def test_an_episode_marker_matches_the_history_entry_that_absorbed_it() -> None:
-    entry = history_entry("retriggered", datetime.now(UTC), episode="e-1")
-    assert all(entry[k] == v for marker in episode_marker("e-1") for k, v in marker.items())
 
 
 @pytest.mark.parametrize(

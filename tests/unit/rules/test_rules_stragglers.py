@@ -17,10 +17,10 @@ from collections.abc import Iterable
 
 import pytest
 
-from tests.unit.test_rules_lateness import IN_ORDER as LATENESS
-from tests.unit.test_rules_lateness import IN_ORDER_STATE as LATENESS_STATE
-from tests.unit.test_rules_lateness import _straggling
-from tests.unit.test_rules_story import MINUTE_MS, T0_MS, at, judge, rules_named
+from tests.unit.rules.busy_device import IN_ORDER as LATENESS
+from tests.unit.rules.busy_device import IN_ORDER_STATE as LATENESS_STATE
+from tests.unit.rules.busy_device import straggling
+from tests.unit.rules.story import MINUTE_MS, T0_MS, at, judge, rules_named
 from vigil.events import AlertChanged, IncidentOpened
 from vigil.rules.lateness import Judgement, late_windows
 from vigil.rules.state import DeviceState
@@ -255,7 +255,7 @@ def test_messages_up_to_15_minutes_late_leave_every_alert_of_in_order_delivery(s
     # before its stragglers came is not moved: its triggered_at or cleared_at may be later than in order,
     # by no more than the stragglers were late.
     device = Device()
-    for batch in _straggling(seed, max_delay_s=900):
+    for batch in straggling(seed, max_delay_s=900):
         device.batch(batch)
 
     assert device.too_late == 0 and device.judged_late > 2000

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.unit.test_rules_story import DEVICE, MEMBER, NOW_MS, at, every, judge
+from tests.unit.rules.story import DEVICE, MEMBER, NOW_MS, at, every, judge
 from vigil.events import IncidentOpened
 from vigil.rules.incidents import incident_id
 from vigil.rules.state import DeviceState

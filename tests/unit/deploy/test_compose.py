@@ -23,7 +23,7 @@ import yaml
 from scheduler.jobs import ALIVE_FILE, ALIVE_MAX_AGE_S
 from vigil.runner import SERVICES
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 DOCKERFILE = ROOT / "Dockerfile"
 MOSQUITTO_CONF = ROOT / "deploy" / "mosquitto" / "mosquitto.conf"

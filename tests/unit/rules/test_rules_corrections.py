@@ -15,15 +15,13 @@ from collections.abc import Iterable
 import pytest
 
 from simulators.labelled import LIBRARY
-from simulators.labelled.messages import delivery_order, plan_messages
-from simulators.labelled.model import InOrder, ReversedBlocks, Scenario
-from tests.unit.test_labelled_scenarios import NOW
-from tests.unit.test_rules_story import at, judge
+from simulators.labelled.model import InOrder, ReversedBlocks
+from tests.unit.rules.story import at, judge
+from tests.unit.simulators.labelled_messages import scenario_messages
 from vigil.events import AlertChanged
 from vigil.rules.announce import CORRECTED
 from vigil.rules.lateness import DEFAULT_ALLOWED_LATENESS_MS
 from vigil.rules.state import DeviceState
-from vigil.telemetry import to_ms
 
 Reading = tuple[int, str, float]
 
@@ -228,17 +226,6 @@ def test_an_episode_the_replay_switches_to_silently_still_corrects_triggered_at(
 # -- the labelled scenarios delivered out of order ------------------------------------------------------
 
 
-def _messages(scenario: Scenario) -> tuple[list[list[Reading]], list[int]]:
-    """The scenario's messages as readings, and the order they are delivered in."""
-    start = scenario.start_for(NOW)
-    planned = plan_messages(scenario, device_id="d", start=start, sent_at=NOW)
-    by_offset = {sample.t_s: sample.values for sample in scenario.samples()}
-    start_ms = to_ms(start)
-    messages = [[(start_ms + t * 1000, metric, float(value)) for t in message.offsets
-                 for metric, value in by_offset[t].items()] for message in planned]
-    return messages, delivery_order(scenario, planned)
-
-
 OUT_OF_ORDER = [s for s in LIBRARY if not s.live and not isinstance(s.delivery, InOrder)]
 
 
@@ -248,7 +235,7 @@ def test_the_library_has_out_of_order_scenarios_of_several_rules():
 
 @pytest.mark.parametrize("scenario", OUT_OF_ORDER, ids=lambda s: s.name)
 def test_a_scenario_delivered_out_of_order_is_stored_with_the_triggered_at_of_in_order_delivery(scenario):
-    messages, order = _messages(scenario)
+    messages, order = scenario_messages(scenario)
 
     expected, _ = deliver(messages)
     alerts, _ = deliver([messages[i] for i in order])

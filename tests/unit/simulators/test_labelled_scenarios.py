@@ -10,7 +10,7 @@ from __future__ import annotations
 import typing
 from collections import defaultdict
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 
@@ -20,9 +20,9 @@ from simulators.labelled import LIBRARY, select
 from simulators.labelled.library import BY_NAME
 from simulators.labelled.messages import delivery_order, plan_messages
 from simulators.labelled.model import ALERT_TYPES, ROLES, ReversedBlocks, Sample, Scenario
+from tests.unit.simulators.labelled_messages import NOW
 from vigil.telemetry import MAX_PAYLOAD_BYTES, MAX_READINGS, RegisteredDevice, to_ms
 
-NOW = datetime(2026, 11, 22, 15, 37, 12, tzinfo=UTC)
 REPLAY = [s for s in LIBRARY if not s.live]
 LIVE = [s for s in LIBRARY if s.live]
 Event = tuple[str, str, int]  # type, severity, triggered_at offset

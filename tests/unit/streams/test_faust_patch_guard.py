@@ -13,7 +13,7 @@ from faust.transport.consumer import Consumer
 from streams import faust_fixes
 from streams.faust_fixes import PINNED_FAUST_VERSION, FaustPatchError, install
 
-PYPROJECT = Path(__file__).resolve().parents[2] / "pyproject.toml"
+PYPROJECT = Path(__file__).resolve().parents[3] / "pyproject.toml"
 
 
 def _renamed_consumer() -> type:

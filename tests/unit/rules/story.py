@@ -1,4 +1,4 @@
-"""Shared story-telling helpers for the rule tests (no tests here): a fixed clock and reading builders.
+"""Story-telling helpers for the rule tests: a fixed clock and reading builders.
 
 Minute 0 of every story is 2026-11-22T02:00:00Z, a whole minute; the wall clock stands still a day
 later, so `detected_at_ms` is always `NOW_MS`.

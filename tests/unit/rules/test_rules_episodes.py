@@ -9,7 +9,7 @@ from datetime import datetime
 
 import pytest
 
-from tests.unit.test_rules_story import MINUTE_MS, at, every, judge, steady, tick
+from tests.unit.rules.story import MINUTE_MS, at, every, judge, steady, tick
 
 
 def later(readings: list, seconds: float) -> list:

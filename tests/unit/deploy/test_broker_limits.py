@@ -12,7 +12,7 @@ from stack import mosquitto
 from vigil.broker_accounts import ingest_client_id, legacy_ingest_client_id, unbound_logins
 from vigil.broker_log import drop_reason
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 CONFIGS = {"local": ROOT / "stack" / "mosquitto.conf", "compose": ROOT / "deploy" / "mosquitto" / "mosquitto.conf"}
 PAYLOAD_LIMIT = 64 * 1024  # CONTRACT.md section 2
 

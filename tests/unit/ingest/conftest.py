@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-PAYLOADS = Path(__file__).resolve().parent.parent / "fixtures" / "payloads"
+PAYLOADS = Path(__file__).resolve().parents[2] / "fixtures" / "payloads"
 
 
 @pytest.fixture
