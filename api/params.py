@@ -20,7 +20,7 @@ MemberIdPath = Annotated[str, Path(pattern=DEVICE_ID_PATTERN)]
 DeviceIdPath = Annotated[str, Path(pattern=DEVICE_ID_PATTERN)]
 AlertIdPath = Annotated[str, Path(pattern=ALERT_ID_PATTERN, description="An alert id: a UUID.")]
 _Id = Annotated[str, Field(pattern=DEVICE_ID_PATTERN)]
-# The metrics of CONTRACT.md section 2, listed in the OpenAPI schema.
+# The metrics of docs/devices.md, listed in the OpenAPI schema.
 MetricName = Literal[tuple(METRICS)]  # type: ignore[valid-type]
 
 

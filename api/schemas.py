@@ -1,4 +1,4 @@
-"""The JSON shapes of the v1 API (CONTRACT.md section 3): what clients send and what they get back."""
+"""The JSON shapes of the v1 API (docs/interface.md): what clients send and what they get back."""
 
 from __future__ import annotations
 

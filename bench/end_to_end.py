@@ -34,7 +34,7 @@ PROBE_TIMEOUT_S = 120
 # A stage that stores nothing new for this long has stopped: the run is reported as it stands.
 STALL_S = 60
 ALERT_WAIT_S = 60
-LEAK_SPAN_S = 60  # the water_leak rule's span (RULES.md)
+LEAK_SPAN_S = 60  # the water_leak rule's span (docs/rules.md)
 CARE_MANAGER = "bench"
 _HTTP_WORKERS = 8
 _RECOVERY_FAILED = "Error in recovery"

@@ -77,7 +77,7 @@ def judge(
     retention_ms: int,
     lookup: Callable[[str], RegisteredDevice | None],
 ) -> Verdict:
-    """Validate one message per CONTRACT.md section 2."""
+    """Validate one message per docs/devices.md."""
 
     def refuse(reason: str, detail: str, device_id: str | None = None, seq: int | None = None) -> Verdict:
         return _refused(topic, payload, now_ms, reason, detail, device_id, seq)

@@ -39,7 +39,7 @@ class AlertChanged(BaseModel):
 
 
 class IncidentOpened(BaseModel):
-    """An alert's episode became a loss that may lead to a claim (RULES.md's last column).
+    """An alert's episode became a loss that may lead to a claim (the incident each rule may open, docs/rules.md).
 
     Keyed by member id on the incidents topic. Opened once per episode; the id is derived from the
     device, the kind and the moment the loss began, so a redelivered event is harmless. The claims

@@ -1,6 +1,6 @@
 """Configuration, read once from the environment (or `.env`) and validated loudly.
 
-The names and defaults are the public ones in CONTRACT.md; the rest are operator knobs with
+The names and defaults are the public ones in docs/interface.md; the rest are operator knobs with
 defaults that suit one machine.
 """
 
@@ -28,7 +28,7 @@ class Settings(BaseSettings):
     kafka_bootstrap: str = Field("127.0.0.1:9092", alias="VIGIL_KAFKA_BOOTSTRAP")
     database_url: str = Field("postgresql://postgres@127.0.0.1:5432/vigil", alias="DATABASE_URL")
     api_port: int = Field(8080, alias="VIGIL_API_PORT", ge=1, le=65535)
-    # Loopback by default (CONTRACT.md); a container sets 0.0.0.0 so its published port reaches it.
+    # Loopback by default (docs/interface.md); a container sets 0.0.0.0 so its published port reaches it.
     api_host: str = Field("127.0.0.1", alias="VIGIL_API_HOST")
     admin_token: str | None = Field(None, alias="VIGIL_ADMIN_TOKEN")
     claims_webhook_url: str | None = Field(None, alias="VIGIL_CLAIMS_WEBHOOK_URL")

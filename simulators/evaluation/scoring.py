@@ -107,7 +107,7 @@ class RuleScore:
 
 @dataclass(frozen=True, slots=True)
 class Score:
-    """A whole run: per-rule figures in RULES.md order and every verdict."""
+    """A whole run: per-rule figures in docs/rules.md order and every verdict."""
 
     rules: tuple[RuleScore, ...]
     verdicts: tuple[Verdict, ...] = field(default=())
@@ -200,7 +200,7 @@ def judge_observation(observation: Observation) -> list[Verdict]:
 
 
 def score(observations: Iterable[Observation]) -> Score:
-    """Per-rule figures for every rule the scenarios exercise or alerted on, in RULES.md order."""
+    """Per-rule figures for every rule the scenarios exercise or alerted on, in docs/rules.md order."""
     observations = list(observations)
     verdicts = [v for o in observations for v in judge_observation(o)]
     types = {t for o in observations for t in o.rules} | {v.type for v in verdicts}

@@ -1,4 +1,4 @@
-"""Labelled scenarios for measuring alert quality: readings, and the alerts RULES.md says they must raise."""
+"""Labelled scenarios for measuring alert quality: readings, and the alerts docs/rules.md says they must raise."""
 
 from simulators.labelled.library import BY_NAME, LIBRARY, select
 from simulators.labelled.model import Expected, Scenario

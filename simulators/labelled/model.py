@@ -1,4 +1,4 @@
-"""Labelled scenarios as data: readings forced over a quiet baseline, and the alerts RULES.md says they must raise.
+"""Labelled scenarios as data: readings forced over a quiet baseline, and the alerts docs/rules.md says they must raise.
 
 Offsets are event seconds after the scenario's start, which the runner places in the recent past on
 a whole minute (so "whole minutes" of the 1-minute-mean rules are the scenario's own minutes). A
@@ -203,7 +203,7 @@ class Scenario:
 
     @property
     def rules(self) -> tuple[str, ...]:
-        """The alert types this scenario exercises, positively or negatively, in RULES.md order."""
+        """The alert types this scenario exercises, positively or negatively, in docs/rules.md order."""
         named = {e.type for e in self.expected} | set(self.absent)
         return tuple(t for t in ALERT_TYPES if t in named)
 

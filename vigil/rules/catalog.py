@@ -1,6 +1,6 @@
-"""The default rules of RULES.md, as data (all but `device_offline`, which runs on wall-clock silence).
+"""The default rules of docs/rules.md, as data (all but `device_offline`, which runs on wall-clock silence).
 
-Choices RULES.md leaves open, made here:
+Choices docs/rules.md leaves open, made here:
 - CO and freeze_risk come from home sensors that may sample only every few minutes (Roost every
   30), so their runs bridge silent minutes; the health rules need consecutive minutes.
 - Falls regroup for 30 minutes: a member who falls again while still down is one episode, one
@@ -87,7 +87,7 @@ DEFAULT_RULES: tuple[Rule, ...] = (
 
 
 def _alert_types() -> tuple[str, ...]:
-    # RULES.md's order: `device_offline`, judged by the scheduler, comes after the health rules.
+    # docs/rules.md's order: `device_offline`, judged by the scheduler, comes after the health rules.
     stream_types = [rule.type for rule in DEFAULT_RULES]
     after_health = stream_types.index("fall") + 1
     return (*stream_types[:after_health], DEVICE_OFFLINE.type, *stream_types[after_health:])

@@ -1,4 +1,4 @@
-"""When an alert's episode becomes an incident (RULES.md's last column), once per episode.
+"""When an alert's episode becomes an incident (the incident each rule may open, docs/rules.md), once per episode.
 
 Judged after every instant of event time, over the open episodes of the rules that describe an
 `Incident`: the condition has lasted long enough, or a partner alert is open on the same device.

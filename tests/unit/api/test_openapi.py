@@ -1,4 +1,4 @@
-"""The published OpenAPI schema offers what CONTRACT.md section 3 promises, behind bearer auth, and declares
+"""The published OpenAPI schema offers what docs/interface.md promises, behind bearer auth, and declares
 the errors each call really answers with the bodies the handlers write."""
 
 from __future__ import annotations

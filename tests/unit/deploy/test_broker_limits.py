@@ -14,7 +14,7 @@ from vigil.broker_log import drop_reason
 
 ROOT = Path(__file__).resolve().parents[3]
 CONFIGS = {"local": ROOT / "stack" / "mosquitto.conf", "compose": ROOT / "deploy" / "mosquitto" / "mosquitto.conf"}
-PAYLOAD_LIMIT = 64 * 1024  # CONTRACT.md section 2
+PAYLOAD_LIMIT = 64 * 1024  # docs/devices.md
 
 
 def _options(path: Path) -> dict[str, list[str]]:

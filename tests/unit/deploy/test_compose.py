@@ -1,7 +1,7 @@
 """The container deployment: docker-compose.yml, the Dockerfile and the broker's configuration.
 
 No Docker engine is needed. The compose file is read with PyYAML and checked against what
-CONTRACT.md promises (host ports, variables) and what the services need of one another (health
+docs/interface.md promises (host ports, variables) and what the services need of one another (health
 checks, start order, volumes). Where the real tool is on the machine, `docker compose config`
 validates the file. The broker configuration run on a real Mosquitto is in
 `tests/integration/test_broker_deploy_files.py`.

@@ -1,4 +1,4 @@
-"""Ingest's verdict on one MQTT message, reason by reason (CONTRACT.md section 2).
+"""Ingest's verdict on one MQTT message, reason by reason (docs/devices.md).
 
 Every refusal names its reason code and, where there is one, the field; a bad reading costs only
 itself, the good readings of the same message go on.

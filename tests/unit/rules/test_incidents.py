@@ -1,4 +1,4 @@
-"""Incidents (RULES.md's last column): a leak lasting 20 minutes, smoke lasting 2 minutes or joined by
+"""Incidents (docs/rules.md's last column): a leak lasting 20 minutes, smoke lasting 2 minutes or joined by
 overheat, a fall without getting up; once per episode, with what the claims bridge needs to decide.
 """
 

@@ -1,4 +1,4 @@
-"""The default rules of RULES.md at their boundaries: tachycardia (sustained 1-minute means) and
+"""The default rules of docs/rules.md at their boundaries: tachycardia (sustained 1-minute means) and
 water_leak (a condition over a span of readings), judged in event time with a fixed clock.
 
 The other rules are in test_rules_health.py and test_rules_home.py; lateness, care plans and

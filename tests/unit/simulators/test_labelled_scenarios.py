@@ -1,6 +1,6 @@
-"""The labelled scenario library says what it contains: each label is checked against RULES.md computed here.
+"""The labelled scenario library says what it contains: each label is checked against docs/rules.md computed here.
 
-The oracle below is a second, deliberately plain reading of RULES.md over a scenario's samples in
+The oracle below is a second, deliberately plain reading of docs/rules.md over a scenario's samples in
 event time (as if every reading had arrived on time, once): it must find exactly the alerts the
 label expects, with their severity, at their `triggered_at`, and nothing else.
 """
@@ -27,7 +27,7 @@ REPLAY = [s for s in LIBRARY if not s.live]
 LIVE = [s for s in LIBRARY if s.live]
 Event = tuple[str, str, int]  # type, severity, triggered_at offset
 
-# -- the oracle: RULES.md, read plainly ------------------------------------------------------------
+# -- the oracle: docs/rules.md, read plainly ------------------------------------------------------------
 
 
 def _worn(sample: Sample) -> bool:
@@ -118,7 +118,7 @@ def _fall(samples: list[Sample]) -> list[tuple[str, int]]:
 
 
 def oracle(scenario: Scenario, samples: list[Sample]) -> list[Event]:
-    """Every alert RULES.md raises over these samples, in event time."""
+    """Every alert docs/rules.md raises over these samples, in event time."""
     def worn_steps(window: range) -> float:
         return sum(v for t, v in _points(samples, "steps", health=True) if t // 60 in window)
 

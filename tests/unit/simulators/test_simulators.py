@@ -157,7 +157,7 @@ def _smoke_holds(series: dict[str, Series]) -> None:
 
 
 def _tachycardia_holds(series: dict[str, Series]) -> None:
-    """RULES.md: 1-minute mean > 120 for 10 consecutive minutes, worn, fewer than 100 steps in them."""
+    """docs/rules.md: 1-minute mean > 120 for 10 consecutive minutes, worn, fewer than 100 steps in them."""
     means, worn = _minute_means(series["heart_rate"]), _minute_means(series["worn"])
     steps: dict[datetime, float] = defaultdict(float)
     for ts, v in series["steps"]:
@@ -338,7 +338,7 @@ def test_plan_refuses_what_cannot_run(kwargs: dict, match: str):
 # --- provisioning through the API (a fake transport stands in for Vigil) ------------------------
 
 class FakeApi:
-    """Answers the three registration calls the way CONTRACT.md section 3 describes."""
+    """Answers the three registration calls the way docs/interface.md describes."""
 
     def __init__(self, fail_on: str | None = None) -> None:
         self.bodies: dict[str, list[dict]] = defaultdict(list)
