@@ -28,8 +28,11 @@ COMPOSE_FILE = ROOT / "docker-compose.yml"
 DOCKERFILE = ROOT / "Dockerfile"
 MOSQUITTO_CONF = ROOT / "deploy" / "mosquitto" / "mosquitto.conf"
 MOSQUITTO_ENTRYPOINT = ROOT / "deploy" / "mosquitto" / "entrypoint.sh"
+HAPROXY_CFG = ROOT / "deploy" / "haproxy" / "haproxy.cfg"
 
 INFRA = {"mosquitto", "kafka", "timescaledb"}
+# The devices' door to the broker; Vigil's services do not use it (they are on the compose network).
+GATE = "mqtt-gate"
 ONE_SHOT = {"migrate"}
 # One container per service that `vigil run` supervises, each running just that service: a service
 # added to the runner but not to the compose file fails here, as the scheduler once did.
@@ -153,7 +156,7 @@ def dockerfile_instructions(text: str) -> list[tuple[str, str]]:
 
 def test_compose_spec_has_no_version_key_and_every_service(compose: dict, services: dict) -> None:
     assert "version" not in compose, "the Compose spec needs no `version:`; it is obsolete"
-    assert set(services) >= INFRA | VIGIL_SERVICES
+    assert set(services) >= INFRA | VIGIL_SERVICES | {GATE}
 
 
 def test_every_service_vigil_run_supervises_has_its_own_container(services: dict) -> None:
@@ -311,15 +314,16 @@ def test_every_named_volume_is_declared_and_bind_mounts_exist(compose: dict, ser
 
 def test_published_ports_match_the_contract(services: dict) -> None:
     ports = {name: published_ports(service) for name, service in services.items()}
-    assert ("", 1884, 1883) in ports["mosquitto"], "devices connect to MQTT on host port 1884"
+    assert ("", 1884, 1883) in ports[GATE], "devices connect to MQTT on host port 1884, through the gate"
+    assert not ports["mosquitto"], "the broker is reached only through the gate (and on the compose network)"
     assert [p for p in ports["kafka"] if p[1] == 9092]
     assert [p for p in ports["timescaledb"] if p[1:] == (5432, 5432)]
     assert ("127.0.0.1", 8080, 8080) in ports["api"]
-    # Only the device-facing broker listens beyond the host; Kafka and PostgreSQL have no auth
+    # Only the device-facing gate listens beyond the host; Kafka and PostgreSQL have no auth
     # worth exposing and the console is on 127.0.0.1 per the contract.
     for name, published in ports.items():
         for ip, host_port, _ in published:
-            assert name == "mosquitto" or ip == "127.0.0.1", f"{name}:{host_port} is open to the network"
+            assert name == GATE or ip == "127.0.0.1", f"{name}:{host_port} is open to the network"
     api_env = env_of(services["api"])
     assert str(api_env.get("VIGIL_API_PORT", 8080)) == "8080"
     assert api_env.get("VIGIL_API_HOST") == "0.0.0.0", "in a container the API must listen beyond loopback"
@@ -392,6 +396,35 @@ def test_mosquitto_config_requires_auth_and_loads_dynsec(services: dict) -> None
     check = " ".join(healthcheck_test(mosquitto))
     assert "mosquitto_sub" in check and "-u vigil-admin" in check and "$$SYS/broker/uptime" in check
     assert env_of(mosquitto)["VIGIL_MQTT_ADMIN_PASSWORD"]
+
+
+def test_the_gate_forwards_devices_to_the_broker_with_its_limits(services: dict) -> None:
+    """The gate's cfg is mounted, pointed at the broker's compose address, and holds the limits.
+
+    HAProxy itself runs the cfg in tests/integration/test_mqtt_gate.py.
+    """
+    gate = services[GATE]
+    assert str(gate["image"]).startswith("haproxy:")
+    assert ("./deploy/haproxy/haproxy.cfg", "/usr/local/etc/haproxy/haproxy.cfg") in volume_mounts(gate)
+    env = env_of(gate)
+    assert env["VIGIL_GATE_BROKER"] == "mosquitto:1883"
+    bind_port = int(env["VIGIL_GATE_BIND"].rsplit(":", 1)[1])
+    assert [p for p in published_ports(gate) if p[1:] == (1884, bind_port)]
+    health_port = env["VIGIL_GATE_HEALTH_BIND"].rsplit(":", 1)[1]
+    assert env["VIGIL_GATE_HEALTH_BIND"].startswith("127.0.0.1:")
+    assert f"/dev/tcp/127.0.0.1/{health_port}" in " ".join(healthcheck_test(gate))
+    assert gate["depends_on"]["mosquitto"]["condition"] == "service_healthy"
+
+    cfg = HAPROXY_CFG.read_text()
+    for var in ("VIGIL_GATE_BIND", "VIGIL_GATE_HEALTH_BIND", "VIGIL_GATE_BROKER"):
+        assert f'"${{{var}}}"' in cfg, f"{var} is not used (HAProxy expands it only inside double quotes)"
+    maxconn = int(re.search(r"(?m)^global\n(?:    .*\n|\s*#.*\n)*?    maxconn (\d+)$", cfg).group(1))
+    # Room for maxconn connections: one socket to the device, one to the broker.
+    assert int(gate["ulimits"]["nofile"]["hard"]) >= 2 * maxconn
+    broker_cap = int(dict(mosquitto_options(MOSQUITTO_CONF.read_text()))["max_connections"])
+    assert maxconn <= broker_cap, "the gate would pass more connections than the broker accepts"
+    assert "tcp-request inspect-delay 5s" in cfg
+    assert re.search(r"tcp-request connection reject if \{ sc0_conn_cur gt \d+ \}", cfg)
 
 
 def test_first_start_script_refuses_without_admin_password(tmp_path: Path) -> None:
