@@ -167,10 +167,10 @@ def test_a_flood_from_one_source_is_cut_off_and_a_device_still_publishes(gate, a
     accounts.ensure_device("gate-2", "pw")
     flood = [_idle_socket(gate, "127.0.0.2") for _ in range(PER_SOURCE + 20)]
     try:
-        # The 20 over the cap are closed on arrival; the first 50 are held until the deadline.
+        # The 20 over the cap are closed on arrival (which 20 depends on HAProxy's threads); the other
+        # 50 are held until the deadline.
         refused = _closed_within(flood, 1.5)
         assert len(refused) == 20, f"{len(refused)} of {len(flood)} refused at once"
-        assert refused == set(flood[PER_SOURCE:])
         # While the flood holds its 50, a device from elsewhere connects and its message arrives.
         _publish_through(gate, "gate-2", 1, ingest)
         held = [s for s in flood if s not in refused]
