@@ -73,32 +73,69 @@ def reset_test_stack() -> Settings:
 
 
 class ServiceProcess:
-    """One Vigil service as a child process, with its log in the test state folder."""
+    """One Vigil service as a child process, with its log in the test state folder.
+
+    Supervised as `vigil run` and the container runtime supervise it: a process that exits on its
+    own (the stream worker's commit watch exits on purpose so that a restart reads again) is started
+    again after a second, and the exit is kept in `unexpected_exits`. Tests that kill or stop a
+    service say so first, so the supervisor leaves that one to them.
+    """
+
+    RESTART_PAUSE_S = 1.0
 
     def __init__(self, name: str, module: str, log_dir: Path) -> None:
         self.name, self.module = name, module
         self.log_path = log_dir / f"{name}.log"
         self.proc: subprocess.Popen | None = None
+        self.unexpected_exits: list[int] = []
+        self._down_on_purpose = True
+        self._lock = threading.Lock()
+        self._watch: threading.Thread | None = None
 
     def start(self) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child for its lifetime
-        self.proc = subprocess.Popen([sys.executable, "-m", self.module], stdout=log, stderr=subprocess.STDOUT,
-                                     env=os.environ.copy())
+        with self._lock:
+            self.proc = subprocess.Popen([sys.executable, "-m", self.module], stdout=log, stderr=subprocess.STDOUT,
+                                         env=os.environ.copy())
+            self._down_on_purpose = False
+        if self._watch is None:
+            self._watch = threading.Thread(target=self._supervise, name=f"supervise-{self.name}", daemon=True)
+            self._watch.start()
+
+    def _supervise(self) -> None:
+        while True:
+            time.sleep(0.5)
+            with self._lock:
+                proc, on_purpose = self.proc, self._down_on_purpose
+            if proc is None or on_purpose or proc.poll() is None:
+                continue
+            self.unexpected_exits.append(proc.returncode)
+            time.sleep(self.RESTART_PAUSE_S)
+            with self._lock:
+                if self._down_on_purpose or self.proc is not proc:
+                    continue
+            self.start()
 
     def kill9(self) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(10)
+        with self._lock:
+            self._down_on_purpose = True
+            assert self.proc is not None
+            proc = self.proc
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
+        with self._lock:
+            self._down_on_purpose = True
+            proc = self.proc
+        if proc is not None and proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
             try:
-                self.proc.wait(30)
+                proc.wait(30)
             except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
+                proc.kill()
+                proc.wait(10)
 
     def log_text(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
