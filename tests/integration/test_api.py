@@ -17,17 +17,16 @@ from urllib.parse import urlparse, urlunparse
 import psycopg
 import pytest
 from fastapi.testclient import TestClient
-from psycopg import sql as pgsql
-from psycopg.conninfo import make_conninfo
 from psycopg.types.json import Jsonb
 
 from alerts.store import apply_alert_changes, get_alert
 from api.app import MAX_BODY_BYTES, create_app
 from api.deps import Pool
 from api.errors import ErrorMessage, FieldErrors
+from tests.integration.databases import recreate
 from vigil.events import AlertChanged, alert_id
 from vigil.settings import Settings
-from vigil.storage.schema import ensure_database, migrate
+from vigil.storage.schema import migrate
 from vigil.telemetry import to_ms
 from vigil.tokens import issue, issue_token, revoke, token_digest
 
@@ -96,9 +95,7 @@ class Api:
 
 @pytest.fixture(scope="module")
 def database_url() -> str:
-    with psycopg.connect(make_conninfo(DATABASE_URL, dbname="postgres"), autocommit=True) as conn:
-        conn.execute(pgsql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(pgsql.Identifier(DATABASE_NAME)))
-    ensure_database(DATABASE_URL)
+    recreate(DATABASE_URL)
     migrate(DATABASE_URL, retention_days=30)
     return DATABASE_URL
 

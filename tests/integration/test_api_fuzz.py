@@ -12,17 +12,15 @@ import os
 from collections import Counter, defaultdict
 from urllib.parse import urlparse, urlunparse
 
-import psycopg
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
-from psycopg import sql
-from psycopg.conninfo import make_conninfo
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from api.app import create_app
+from tests.integration.databases import recreate
 from vigil.settings import Settings
-from vigil.storage.schema import ensure_database, migrate
+from vigil.storage.schema import migrate
 
 pytestmark = pytest.mark.infra
 
@@ -64,9 +62,7 @@ schema.config.update(headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
 
 @pytest.fixture(scope="module", autouse=True)
 def fresh_database() -> None:
-    with psycopg.connect(make_conninfo(DATABASE_URL, dbname="postgres"), autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(DATABASE_NAME)))
-    ensure_database(DATABASE_URL)
+    recreate(DATABASE_URL)
     migrate(DATABASE_URL, retention_days=30)
 
 

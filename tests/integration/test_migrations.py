@@ -3,30 +3,24 @@ reports PostgreSQL's own error rather than what the cleanup ran into afterwards.
 
 from __future__ import annotations
 
-import os
 import threading
 import time
-from urllib.parse import urlparse
 
 import psycopg
 import pytest
-from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
+from tests.integration.databases import own_database_url, recreate
 from vigil.storage import StorageError
-from vigil.storage.schema import ensure_database, migrate, uses_timescale
+from vigil.storage.schema import migrate, uses_timescale
 
 pytestmark = pytest.mark.infra
-_BASE = os.environ["DATABASE_URL"]  # the test run's own database (tests/conftest.py)
-NAME = f"{urlparse(_BASE).path.lstrip('/')}_migrations"
-URL = urlparse(_BASE)._replace(path=f"/{NAME}").geturl()
+URL = own_database_url("migrations")
 
 
 @pytest.fixture
 def fresh_db() -> str:
-    with psycopg.connect(make_conninfo(URL, dbname="postgres"), autocommit=True) as admin:
-        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(NAME)))
-    ensure_database(URL)
+    recreate(URL)
     return URL
 
 

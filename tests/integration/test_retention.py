@@ -10,25 +10,20 @@ from urllib.parse import urlparse
 import psycopg
 import pytest
 from confluent_kafka import Producer
-from psycopg import sql
-from psycopg.conninfo import make_conninfo
 
 from scheduler.jobs import ALIVE_FILE, check_offline, trim_telemetry
+from tests.integration.databases import own_database_url, recreate
 from vigil.settings import Settings
 from vigil.storage.retention import trim
-from vigil.storage.schema import ensure_database, migrate
+from vigil.storage.schema import migrate
 
 pytestmark = pytest.mark.infra
-_BASE = os.environ["DATABASE_URL"]  # the test run's own database (tests/conftest.py)
-NAME = f"{urlparse(_BASE).path.lstrip('/')}_retention"
-URL = urlparse(_BASE)._replace(path=f"/{NAME}").geturl()
+URL = own_database_url("retention")
 
 
 @pytest.fixture
 def conn():
-    with psycopg.connect(make_conninfo(URL, dbname="postgres"), autocommit=True) as admin:
-        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(NAME)))
-    ensure_database(URL)
+    recreate(URL)
     migrate(URL, retention_days=30, timescale="off")
     with psycopg.connect(URL, autocommit=True) as connection:
         yield connection

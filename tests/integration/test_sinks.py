@@ -5,31 +5,25 @@ a seq sent again with other readings is a `seq_reused` dead letter, a redelivery
 from __future__ import annotations
 
 import asyncio
-import os
 
 import psycopg
 import pytest
-from psycopg import sql
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from streams import metrics
 from streams.database import RetryingSession
+from tests.integration.databases import own_database_url, recreate
 from vigil.storage import sinks
-from vigil.storage.schema import ensure_database, migrate
+from vigil.storage.schema import migrate
 from vigil.telemetry import DeadLetter
 
 pytestmark = pytest.mark.infra
 NOW_MS = 1_796_000_000_000
-_BASE = os.environ["DATABASE_URL"]  # the test run's own database (tests/conftest.py)
-NAME = f"{conninfo_to_dict(_BASE)['dbname']}_sinks"
-URL = make_conninfo(_BASE, dbname=NAME)
+URL = own_database_url("sinks")
 
 
 @pytest.fixture(scope="module")
 def database() -> str:
-    with psycopg.connect(make_conninfo(_BASE, dbname="postgres"), autocommit=True) as admin:
-        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(NAME)))
-    ensure_database(URL)
+    recreate(URL)
     migrate(URL, retention_days=30)
     return URL
 

@@ -3,29 +3,22 @@ connection left ready for the agent's next write."""
 
 from __future__ import annotations
 
-import os
-
 import psycopg
 import pytest
-from psycopg import sql
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from streams.stored_readings import read_windows
+from tests.integration.databases import own_database_url, recreate
 from vigil.rules.stragglers import Window
-from vigil.storage.schema import ensure_database, migrate
+from vigil.storage.schema import migrate
 
 pytestmark = pytest.mark.infra
 T_MS = 1_796_000_000_000
-_BASE = os.environ["DATABASE_URL"]  # the test run's own database (tests/conftest.py)
-NAME = f"{conninfo_to_dict(_BASE)['dbname']}_stored"
-URL = make_conninfo(_BASE, dbname=NAME)
+URL = own_database_url("stored")
 
 
 @pytest.fixture(scope="module")
 def database() -> str:
-    with psycopg.connect(make_conninfo(_BASE, dbname="postgres"), autocommit=True) as admin:
-        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(NAME)))
-    ensure_database(URL)
+    recreate(URL)
     migrate(URL, retention_days=30)
     return URL
 

@@ -12,22 +12,17 @@ TimescaleDB's own behaviour behind those calls.
 
 from __future__ import annotations
 
-import os
 from datetime import timedelta
-from urllib.parse import urlparse
 
 import psycopg
 import pytest
-from psycopg import sql
-from psycopg.conninfo import make_conninfo
 
-from vigil.storage.schema import ensure_database, migrate
+from tests.integration.databases import own_database_url, recreate
+from vigil.storage.schema import migrate
 from vigil.storage.timescale import Policies, RefreshPolicy, apply_policies, current_policies, wanted_refresh
 
 pytestmark = pytest.mark.infra
-_BASE = os.environ["DATABASE_URL"]
-NAME = f"{urlparse(_BASE).path.lstrip('/')}_policies"
-URL = urlparse(_BASE)._replace(path=f"/{NAME}").geturl()
+URL = own_database_url("policies")
 
 STAND_IN = """
 CREATE SCHEMA timescaledb_information;
@@ -87,9 +82,7 @@ SELECT add_continuous_aggregate_policy('readings_1m', start_offset => '3 hours',
 
 @pytest.fixture
 def conn():
-    with psycopg.connect(make_conninfo(URL, dbname="postgres"), autocommit=True) as admin:
-        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(NAME)))
-    ensure_database(URL)
+    recreate(URL)
     migrate(URL, retention_days=30, timescale="off")
     with psycopg.connect(URL, autocommit=True) as connection:
         connection.execute(STAND_IN)
