@@ -88,12 +88,6 @@ class Peer:
         self.client.loop_stop()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _own_client_id(username: str) -> str:
     # Ingest's login is not bound; each test ingest gets its own id, as each instance does.
     return f"test-ingest-{secrets.token_hex(4)}" if username == INGEST_USERNAME else client_id(username)
