@@ -10,16 +10,17 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from vigil.storage.text import UNSTORABLE_CHARACTERS
+
 MAX_DEPTH = 32  # far deeper than any document the API takes (care plans are two levels)
 
 
 def text_problem(text: str) -> str | None:
     """Why `text` cannot be stored, or None."""
-    if "\x00" in text:
-        return "contains a NUL character (U+0000)"
-    if any("\ud800" <= ch <= "\udfff" for ch in text):
-        return "contains an unpaired UTF-16 surrogate"
-    return None
+    found = UNSTORABLE_CHARACTERS.search(text)
+    if found is None:
+        return None
+    return "contains a NUL character (U+0000)" if found.group() == "\x00" else "contains an unpaired UTF-16 surrogate"
 
 
 def unstorable(value: Any, name: str = "") -> str | None:

@@ -11,11 +11,13 @@ from __future__ import annotations
 import re
 
 REPLACEMENT = "\ufffd"
-_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+# What PostgreSQL refuses in text: NUL and the surrogate code points. The API refuses input holding
+# them (`api/storable.py`); the stream worker cleans them (`clean_text`).
+UNSTORABLE_CHARACTERS = re.compile("[\x00\ud800-\udfff]")
 
 
 def clean_text(text: str) -> str:
     """`text` with NUL and every surrogate code point replaced by U+FFFD; unchanged when already storable."""
     if text.isascii():
         return text.replace("\x00", REPLACEMENT) if "\x00" in text else text
-    return _UNSTORABLE.sub(REPLACEMENT, text)
+    return UNSTORABLE_CHARACTERS.sub(REPLACEMENT, text)
