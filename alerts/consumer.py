@@ -42,6 +42,8 @@ class AlertConsumer:
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
+        # Planned for each newly raised alert in the transaction that stores it.
+        self._ladder = settings.ladder
         self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._pool: AsyncConnectionPool | None = None
@@ -153,7 +155,7 @@ class AlertConsumer:
             async for attempt in retrying:
                 with attempt:
                     async with self._pool.connection(timeout=DB_WAIT_S) as conn:
-                        outcomes = await apply_alert_changes(conn, events, datetime.now(UTC))
+                        outcomes = await apply_alert_changes(conn, events, datetime.now(UTC), ladder=self._ladder)
         except psycopg.Error:
             return False
         for event, outcome in zip(events, outcomes, strict=True):

@@ -1,8 +1,8 @@
-"""Prometheus metrics of the alert consumer, registered once at import."""
+"""Prometheus metrics of the alert consumer and the outreach sender, registered once at import."""
 
 from __future__ import annotations
 
-from prometheus_client import Counter
+from prometheus_client import Counter, Gauge
 
 ALERT_EVENTS = Counter(
     "vigil_alert_events_total",
@@ -16,4 +16,18 @@ MALFORMED_ALERT_EVENTS = Counter(
 ALERT_STORE_RETRIES = Counter(
     "vigil_alert_store_retries_total",
     "Failed attempts to write a batch of alert events to PostgreSQL (each is retried).",
+)
+OUTREACH_SENT = Counter(
+    "vigil_outreach_sent_total",
+    "Outreach messages delivered, by channel (the Apprise URL's scheme).",
+    ["channel"],
+)
+OUTREACH_FAILED = Counter(
+    "vigil_outreach_failed_total",
+    "Outreach send attempts that failed, by channel; final=true when the message was given up.",
+    ["channel", "final"],
+)
+SCHEDULER_LEADER = Gauge(
+    "vigil_scheduler_leader",
+    "1 while this scheduler process holds the leader lock and runs the ladder, 0 while it stands by.",
 )

@@ -8,10 +8,11 @@ from contextlib import asynccontextmanager
 from fastapi import APIRouter, FastAPI
 from psycopg_pool import AsyncConnectionPool
 
+from api.console.routes import router as console_router
 from api.errors import ServiceUnavailable, install_error_handlers
 from api.health import database_probe
 from api.ports import BackgroundService, BrokerAccounts, CarePlanPublisher, HealthProbe
-from api.routes import alerts, devices, gateways, health, members
+from api.routes import alert_actions, alerts, audit, care_managers, devices, gateways, health, members, replies, tasks
 from api.routes import care_plans as care_plan_routes
 from vigil.care_plan_events import CarePlanChanged
 from vigil.settings import Settings
@@ -69,10 +70,13 @@ def create_app(
     app.state.care_plans = care_plans or _NoCarePlanPublisher()
     install_error_handlers(app)
     api = APIRouter(prefix=API_PREFIX)
-    for module in (members, care_plan_routes, devices, gateways, alerts):
+    for module in (members, care_managers, care_plan_routes, devices, gateways, alerts, alert_actions, tasks, audit):
         api.include_router(module.router)
     app.include_router(api)
     app.include_router(health.router)
+    # The care-manager console: pages at `/` and `/alerts/{id}`, its live feed running for the app's lifetime.
+    app.include_router(console_router)
+    app.include_router(replies.router)
     return app
 
 

@@ -21,10 +21,19 @@ class Principal:
 
     role: Literal["admin", "care_manager"]
     care_manager_id: str | None = None
+    # The stored token's id (`tok_...`); None for the environment's admin token.
+    token_id: str | None = None
 
     @property
     def is_admin(self) -> bool:
         return self.role == "admin"
+
+    @property
+    def actor(self) -> str:
+        """Who acted, as histories and the audit log name them: `care_manager:<id>`, `admin:<token id>`, `admin:env`."""
+        if not self.is_admin:
+            return f"care_manager:{self.care_manager_id}"
+        return f"admin:{self.token_id or 'env'}"
 
     def may_see(self, member_care_manager_id: str | None) -> bool:
         """Whether a member assigned to `member_care_manager_id` is visible to this caller."""
@@ -56,14 +65,15 @@ async def authenticate(
     if reason := refusal(stored):  # None too: an unknown token
         raise _unauthorized(reason)
     if stored.role == "admin":
-        return Principal("admin")
-    return Principal("care_manager", stored.care_manager_id)
+        return Principal("admin", token_id=stored.id)
+    return Principal("care_manager", stored.care_manager_id, token_id=stored.id)
 
 
 async def require_admin(principal: Annotated[Principal, Depends(authenticate)]) -> Principal:
-    """Registering members, devices and gateways is an operator's job, not a care manager's."""
+    """Registering members, care managers, devices and gateways and reading the audit log are an operator's
+    job, not a care manager's."""
     if not principal.is_admin:
-        raise HTTPException(403, "only an admin token may register members, devices and gateways")
+        raise HTTPException(403, "only an admin token may do this")
     return principal
 
 

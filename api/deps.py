@@ -8,6 +8,7 @@ from fastapi import Depends, Request
 from psycopg_pool import AsyncConnectionPool
 
 from api.ports import BrokerAccounts, CarePlanPublisher
+from vigil.alerting.ladder import Ladder
 
 
 def get_pool(request: Request) -> AsyncConnectionPool:
@@ -22,6 +23,12 @@ def get_care_plans(request: Request) -> CarePlanPublisher:
     return request.app.state.care_plans
 
 
+def get_ladder(request: Request) -> Ladder:
+    """The escalation ladder in force (`VIGIL_ESCALATION`), for an escalation that restarts it."""
+    return request.app.state.settings.ladder
+
+
 Pool = Annotated[AsyncConnectionPool, Depends(get_pool)]
 Accounts = Annotated[BrokerAccounts, Depends(get_accounts)]
 CarePlans = Annotated[CarePlanPublisher, Depends(get_care_plans)]
+EscalationLadder = Annotated[Ladder, Depends(get_ladder)]

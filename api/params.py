@@ -4,13 +4,16 @@ it before anything reaches SQL."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Literal
+from urllib.parse import urlencode
 
 from fastapi import Path
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.schemas import AlertStatus, AlertType
 from vigil.telemetry import DEVICE_ID_PATTERN, METRICS, Rfc3339DateTime
+from vigil.timefmt import utc_text
 
 # The alert ids the API issues: a UUID in its canonical hyphenated form (either case), nothing else.
 ALERT_ID_PATTERN = r"^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$"
@@ -19,6 +22,9 @@ ALERT_ID_PATTERN = r"^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4
 MemberIdPath = Annotated[str, Path(pattern=DEVICE_ID_PATTERN)]
 DeviceIdPath = Annotated[str, Path(pattern=DEVICE_ID_PATTERN)]
 AlertIdPath = Annotated[str, Path(pattern=ALERT_ID_PATTERN, description="An alert id: a UUID.")]
+CareManagerIdPath = Annotated[str, Path(pattern=DEVICE_ID_PATTERN)]
+# Task ids are PostgreSQL bigserials: anything past their range names no task.
+TaskIdPath = Annotated[int, Path(ge=1, le=2**63 - 1)]
 _Id = Annotated[str, Field(pattern=DEVICE_ID_PATTERN)]
 # The metrics of docs/devices.md, listed in the OpenAPI schema.
 MetricName = Literal[tuple(METRICS)]  # type: ignore[valid-type]
@@ -27,6 +33,11 @@ MetricName = Literal[tuple(METRICS)]  # type: ignore[valid-type]
 class _Filters(BaseModel):
     # `?stauts=open` would otherwise be ignored and answer every alert as if it were a match.
     model_config = ConfigDict(extra="forbid")
+
+    def query_text(self) -> str:
+        """The filters in force as a query string (`member_id=m-1&limit=100`), for the audit log."""
+        given = {name: getattr(self, name) for name in type(self).model_fields if getattr(self, name) is not None}
+        return urlencode({k: utc_text(v) if isinstance(v, datetime) else v for k, v in given.items()})
 
 
 class AlertFilters(_Filters):
@@ -47,3 +58,20 @@ class ReadingFilters(_Filters):
     since: Annotated[Rfc3339DateTime | None, Field(description="inclusive, RFC 3339")] = None
     until: Annotated[Rfc3339DateTime | None, Field(description="exclusive, RFC 3339")] = None
     limit: Annotated[int, Field(ge=1, le=10_000)] = 1000
+
+
+class TaskFilters(_Filters):
+    """`GET /tasks` query parameters."""
+
+    status: Literal["open", "done", "cancelled"] = "open"
+    kind: Literal["call", "check_in"] | None = None
+    member_id: _Id | None = None
+    limit: Annotated[int, Field(ge=1, le=1000)] = 200
+
+
+class AuditFilters(_Filters):
+    """`GET /audit` query parameters."""
+
+    member_id: _Id | None = None
+    since: Annotated[Rfc3339DateTime | None, Field(description="at or after, RFC 3339")] = None
+    limit: Annotated[int, Field(ge=1, le=10_000)] = 500

@@ -1,4 +1,4 @@
-"""SQL for the registry the API writes: members, devices, gateways and their bindings."""
+"""SQL for the registry the API writes: members, care managers, devices, gateways and their bindings."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from psycopg.types.json import Jsonb
 
 from vigil.storage.rows import fetch_all, fetch_one
 
-_JSON_MEMBER_FIELDS = ("policy", "emergency_contacts", "consent", "care_plan", "outreach_urls")
+_JSON_MEMBER_FIELDS = ("policy", "emergency_contacts", "consent", "care_plan", "outreach_urls", "quiet_hours")
 _MEMBER_FIELDS = (
     "id",
     "name",
@@ -24,6 +24,8 @@ _MEMBER_FIELDS = (
     "consent",
     "care_plan",
     "outreach_urls",
+    "quiet_hours",
+    "contact_by_call",
 )
 _MEMBER_COLUMNS = sql.SQL(", ").join([*map(sql.Identifier, _MEMBER_FIELDS), sql.Identifier("created_at")])
 _INSERT_MEMBER = sql.SQL(
@@ -44,6 +46,29 @@ async def insert_member(conn: AsyncConnection, member: dict[str, Any]) -> dict[s
 
 async def get_member(conn: AsyncConnection, member_id: str) -> dict[str, Any] | None:
     return await fetch_one(conn, _SELECT_MEMBER, (member_id,))
+
+
+_CARE_MANAGER_FIELDS = ("id", "name", "email", "phone", "timezone", "outreach_urls")
+_CARE_MANAGER_COLUMNS = "id, name, email, phone, timezone, outreach_urls, created_at"
+
+
+async def insert_care_manager(conn: AsyncConnection, care_manager: dict[str, Any]) -> dict[str, Any] | None:
+    """Insert a care manager; None when the id is taken."""
+    values = {k: care_manager[k] for k in _CARE_MANAGER_FIELDS}
+    values["outreach_urls"] = Jsonb(values["outreach_urls"])
+    return await fetch_one(
+        conn,
+        "INSERT INTO care_managers (id, name, email, phone, timezone, outreach_urls) "
+        "VALUES (%(id)s, %(name)s, %(email)s, %(phone)s, %(timezone)s, %(outreach_urls)s) "
+        "ON CONFLICT (id) DO NOTHING RETURNING " + _CARE_MANAGER_COLUMNS,
+        values,
+    )
+
+
+async def get_care_manager(conn: AsyncConnection, care_manager_id: str) -> dict[str, Any] | None:
+    return await fetch_one(
+        conn, "SELECT " + _CARE_MANAGER_COLUMNS + " FROM care_managers WHERE id = %s", (care_manager_id,)
+    )
 
 
 async def insert_device(conn: AsyncConnection, device: dict[str, Any]) -> dict[str, Any] | None:

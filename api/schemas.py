@@ -38,12 +38,22 @@ Email = Annotated[str, Field(max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+
 # Outreach goes through Apprise, whose targets are URLs of many schemes (mailto://, tgram://, ...).
 OutreachUrl = Annotated[str, Field(max_length=2000, pattern=r"^[A-Za-z][A-Za-z0-9+.-]*://\S+$")]
 ShortText = Annotated[str, Field(min_length=1, max_length=200)]
+# Free text a person writes: a note on an alert, what a call was about.
+NoteText = Annotated[str, Field(min_length=1, max_length=2000)]
+# A wall-clock time of day, 24 h: `22:00`.
+ClockTime = Annotated[str, Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$", examples=["22:00"])]
 UtcDatetime = Annotated[datetime, PlainSerializer(utc_text, return_type=str)]
 
 
 @functools.cache
 def _zones() -> frozenset[str]:
     return frozenset(available_timezones())
+
+
+def _known_zone(value: str) -> str:
+    if value not in _zones():
+        raise ValueError(f"{value!r} is not an IANA time zone such as 'Europe/Paris'")
+    return value
 
 
 def _not_reserved(value: str) -> str:
@@ -78,6 +88,22 @@ class EmergencyContact(_Input):
     name: ShortText
     phone: Phone
     relation: ShortText
+    # Where the escalation ladder's messages reach this contact (an Apprise URL); none: not messaged.
+    outreach_url: OutreachUrl | None = None
+
+
+class QuietHours(_Input):
+    """When a non-critical message to the member waits, in the member's time zone; may span midnight."""
+
+    start: ClockTime
+    end: ClockTime
+
+    @field_validator("end")
+    @classmethod
+    def _not_empty(cls, value: str, info: ValidationInfo) -> str:
+        if value == info.data.get("start"):
+            raise ValueError("must differ from start: quiet hours that end when they begin are no hours at all")
+        return value
 
 
 class Consent(_Input):
@@ -104,13 +130,14 @@ class MemberIn(_Input):
     consent: Consent
     care_plan: dict[str, Any] = {}
     outreach_urls: Annotated[list[OutreachUrl], Field(max_length=20)] = []
+    quiet_hours: QuietHours | None = Field(
+        None, description="Non-critical messages to the member wait until the end of these hours (member's time)."
+    )
+    contact_by_call: StrictBool = Field(
+        False, description="The member does not use apps: each step that would message them is also a call task."
+    )
 
-    @field_validator("timezone")
-    @classmethod
-    def _known_zone(cls, value: str) -> str:
-        if value not in _zones():
-            raise ValueError(f"{value!r} is not an IANA time zone such as 'Europe/Paris'")
-        return value
+    _zone_known = field_validator("timezone")(_known_zone)
 
     @field_validator("birth_date")
     @classmethod
@@ -121,6 +148,24 @@ class MemberIn(_Input):
 
 
 class Member(MemberIn):
+    id: str
+    created_at: UtcDatetime
+
+
+class CareManagerIn(_Input):
+    """`POST /care_managers`; `id` is generated when absent."""
+
+    id: Identifier | None = None
+    name: ShortText
+    email: Email | None = None
+    phone: Phone | None = None
+    timezone: str = "UTC"
+    outreach_urls: Annotated[list[OutreachUrl], Field(max_length=20)] = []
+
+    _zone_known = field_validator("timezone")(_known_zone)
+
+
+class CareManager(CareManagerIn):
     id: str
     created_at: UtcDatetime
 
@@ -185,6 +230,18 @@ class Reading(BaseModel):
     seq: int
 
 
+Outcome = Literal["false_alarm", "member_ok", "assisted", "emergency_dispatched", "no_action_needed"]
+LadderRecipient = Literal["member", "care_manager", "emergency_contacts"]
+
+
+class NextStep(BaseModel):
+    """The escalation ladder's next pending step: who it reaches and when (a snooze pushes it back)."""
+
+    step: int
+    to: LadderRecipient
+    due_at: UtcDatetime
+
+
 class Alert(BaseModel):
     id: str
     type: str
@@ -199,6 +256,100 @@ class Alert(BaseModel):
     resolved_at: UtcDatetime | None
     evidence: dict[str, Any]
     history: list[dict[str, Any]]
+    acknowledged_at: UtcDatetime | None = None
+    # Who acknowledged it, as the history names them (`care_manager:<id>`, `admin:...`).
+    acknowledged_by: str | None = None
+    outcome: Outcome | None = None
+    # The care manager id the alert is assigned to.
+    assigned_to: str | None = None
+    snoozed_until: UtcDatetime | None = None
+    next_step: NextStep | None = None
+
+
+class ResolveIn(_Input):
+    """`POST /alerts/{id}/resolve`."""
+
+    outcome: Outcome
+    note: NoteText | None = None
+
+
+class SnoozeIn(_Input):
+    """`POST /alerts/{id}/snooze`: the ladder waits this long; a step falling due meanwhile runs after it."""
+
+    minutes: Annotated[int, Field(ge=1, le=1440)]
+
+
+class NoteIn(_Input):
+    """`POST /alerts/{id}/notes`."""
+
+    text: NoteText
+
+
+class AssignIn(_Input):
+    """`POST /alerts/{id}/assign`: a registered care manager's id."""
+
+    care_manager_id: Identifier
+
+
+class CallIn(_Input):
+    """`POST /alerts/{id}/calls`: a call made about the alert; it completes the alert's open call tasks."""
+
+    note: NoteText
+    reached: StrictBool | None = Field(None, description="Whether the call reached the person called.")
+
+
+class OutreachEntry(BaseModel):
+    """One message sent or tried for an alert, to one channel of one recipient (never its address or text)."""
+
+    step: int
+    purpose: Literal["alert", "repeat", "tip"]
+    to: Literal["member", "care_manager", "emergency_contact"]
+    recipient: str
+    channel: str = Field(description="The Apprise URL's scheme (`mailto`, `json`...), or `none` without one.")
+    status: Literal["pending", "sent", "failed", "held", "skipped"] = Field(
+        description="`pending`: queued or waiting for its next try; a message grouped into another alert's "
+        "message shows that message's status."
+    )
+    reason: str | None
+    attempts: int
+    at: UtcDatetime
+
+
+class Task(BaseModel):
+    """A care manager's work item: a call to a member who does not use apps, or a check-in after an incident."""
+
+    id: int
+    kind: Literal["call", "check_in"]
+    status: Literal["open", "done", "cancelled"]
+    alert_id: str | None
+    step: int
+    member_id: str
+    member_name: str | None
+    care_manager_id: str | None
+    due_at: UtcDatetime
+    reason: str
+    created_at: UtcDatetime
+    done_at: UtcDatetime | None
+    done_by: str | None
+    note: str | None
+
+
+class TaskDoneIn(_Input):
+    """`POST /tasks/{id}/done`."""
+
+    note: NoteText | None = None
+
+
+class AuditEntry(BaseModel):
+    """One read of a member's health data: who, in which role, what, when."""
+
+    id: int
+    at: UtcDatetime
+    actor: str
+    role: str
+    action: str
+    member_id: str | None
+    subject: str
 
 
 class Health(BaseModel):

@@ -24,6 +24,7 @@ import psycopg
 from bench.load import Login, Publishers, PublishJob, PublishResult, connect, encode, share, split
 from bench.procfs import PhaseCpu, alive
 from bench.report import AlertLatency, Throughput, rate, summarize_latency
+from simulators.inbox import Inbox
 from stack.process import port_open
 from vigil.runner import Supervisor
 from vigil.settings import Settings
@@ -89,6 +90,8 @@ class Pipeline:
         self.log_path = log_path
         self._supervisor = Supervisor(SERVICES)
         self._started = False
+        # Each leak sensor's member has a channel into this inbox, so the bench times outreach too.
+        self.inbox = Inbox()
         self.api = httpx.Client(base_url=f"http://127.0.0.1:{settings.api_port}",
                                 headers={"Authorization": f"Bearer {token}"}, timeout=30)
 
@@ -101,6 +104,7 @@ class Pipeline:
             if port and port_open("127.0.0.1", port):
                 raise BenchError(f"something already listens on {what}={port}: Vigil's services seem to be "
                                  "running; stop them first, the bench starts its own")
+        self.inbox.start()
         with _output_to(self.log_path):
             self._supervisor.start()
         self._started = True
@@ -126,6 +130,7 @@ class Pipeline:
     def stop(self) -> None:
         if self._started:
             self._supervisor.stop()
+            self.inbox.stop()
         self.api.close()
 
     def db(self) -> psycopg.Connection:
@@ -139,13 +144,15 @@ class Pipeline:
             raise BenchError(f"POST {path} answered {response.status_code}: {response.text[:300]}")
         return response.json()
 
-    def _member(self, number: int) -> str:
+    def _member(self, number: int, *, channel: str | None = None) -> str:
+        """A member; with a `channel`, one who consents to outreach and is told through it."""
         member_id = f"{self.prefix}-m{number:03d}"
         self._post("/api/v1/members", {
             "id": member_id, "name": f"Bench Member {number}", "timezone": "UTC",
             "policy": {"number": f"BENCH-{self.run_id}-{number}".upper(), "line": "home"},
             "care_manager_id": CARE_MANAGER,
-            "consent": {"monitoring": True, "outreach": False, "auto_claims": False},
+            "consent": {"monitoring": True, "outreach": channel is not None, "auto_claims": False},
+            "outreach_urls": [channel] if channel else [],
         })
         return member_id
 
@@ -165,11 +172,13 @@ class Pipeline:
         loads = [f"{self.prefix}-d{n:04d}" for n in range(devices)]
         idle = [f"{self.prefix}-leak-i{n:03d}" for n in range(leaks)]
         loaded = [f"{self.prefix}-leak-l{n:03d}" for n in range(leaks)]
-        everything = loads + idle + loaded
+        sensors = idle + loaded
         with ThreadPoolExecutor(_HTTP_WORKERS) as pool:
-            members = list(pool.map(self._member, range(-(-len(everything) // DEVICES_PER_MEMBER))))
-            list(pool.map(lambda i: self._device(everything[i], members[i // DEVICES_PER_MEMBER]),
-                          range(len(everything))))
+            members = list(pool.map(self._member, range(-(-len(loads) // DEVICES_PER_MEMBER))))
+            list(pool.map(lambda i: self._device(loads[i], members[i // DEVICES_PER_MEMBER]), range(len(loads))))
+            # A member of their own per leak sensor: alerts of one member would be grouped into one message.
+            list(pool.map(lambda n: self._device(sensors[n], self._member(
+                len(members) + n, channel=self.inbox.url(sensors[n]))), range(len(sensors))))
             groups = split(loads, connections)
             gateways = list(pool.map(lambda n: self._gateway(f"{self.prefix}-gw{n + 1}", groups[n]),
                                      range(len(groups))))
@@ -306,6 +315,7 @@ class Pipeline:
                 results = publishers.results(timeout_s=duration_s + 120)
                 cpu.add("load generator", sum(r.cpu_s for r in results))
             raised = self._wait_alerts(leaks)
+            told = self._wait_told(leaks)
             cpu.end()
         finally:
             if publishers:
@@ -325,7 +335,24 @@ class Pipeline:
             background_achieved_per_s=achieved,
             to_received=summarize_latency((received - published_at[d]) * 1000 for d, received, _ in stamps),
             to_stored=summarize_latency((stored - published_at[d]) * 1000 for d, _, stored in stamps),
-            to_raised=summarize_latency((at - published_at[d]) * 1000 for d, at in raised.items()))
+            to_raised=summarize_latency((at - published_at[d]) * 1000 for d, at in raised.items()),
+            told=len(told),
+            to_member=summarize_latency((at - published_at[d]) * 1000 for d, at in told.items()),
+            raised_to_member=summarize_latency((at - raised[d]) * 1000 for d, at in told.items() if d in raised))
+
+    def _wait_told(self, leaks: Sequence[str]) -> dict[str, float]:
+        """When each sensor's member was first sent a message (arrival at the inbox), as far as they came."""
+        paths = {f"/{d}": d for d in leaks}
+        deadline = time.monotonic() + ALERT_WAIT_S
+        while True:
+            told: dict[str, float] = {}
+            for arrival in list(self.inbox.arrivals):
+                device = paths.get(arrival.path)
+                if device is not None and device not in told:
+                    told[device] = arrival.at
+            if len(told) >= len(leaks) or time.monotonic() > deadline:
+                return told
+            time.sleep(0.2)
 
     def _wait_alerts(self, leaks: Sequence[str]) -> dict[str, float]:
         deadline = time.monotonic() + ALERT_WAIT_S

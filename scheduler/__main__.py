@@ -1,39 +1,73 @@
-"""`python -m scheduler`: Vigil's periodic jobs (APScheduler), run by `vigil run`."""
+"""`python -m scheduler`: Vigil's scheduler, run by `vigil run`; the leader of its peers runs the jobs.
+
+Start-up waits, as a standby, until the process holds the leader lock (`scheduler.leader`), retrying
+every 2 s; then the leader runs everything in `scheduler.service` until SIGTERM or SIGINT.
+
+A leader that loses its lock's session exits at once with status 1 instead of stepping back to
+standby: from that moment another process may be leader, and what this one still has in flight (a
+step's transaction, a send) cannot be called back from outside its threads. Ending the process ends
+all of it together; `vigil run` (or the container runtime) restarts it, and it comes back as a
+standby with nothing left over.
+"""
 
 from __future__ import annotations
 
-import contextlib
+import logging
+import os
 import signal
-from datetime import UTC, datetime
+import sys
+import threading
 
-from apscheduler.schedulers.blocking import BlockingScheduler
-from confluent_kafka import Producer
+from prometheus_client import start_http_server
 
-from scheduler.jobs import OFFLINE_EVERY_S, PUBLISH_TIMEOUT_S, check_offline, trim_telemetry
+from alerts.metrics import SCHEDULER_LEADER
+from scheduler.jobs import mark_alive
+from scheduler.leader import CHECK_S, RETRY_S, LeaderLock
+from scheduler.service import LeaderJobs
 from vigil.logs import configure_logging
-from vigil.settings import get_settings
+from vigil.settings import ConfigError, get_settings
+
+log = logging.getLogger("scheduler")
 
 
 def main() -> None:
-    settings = get_settings()
+    try:
+        settings = get_settings()
+    except ConfigError as e:
+        sys.exit(f"vigil scheduler: {e}")
     configure_logging(settings.log_level)
-    scheduler = BlockingScheduler(timezone="UTC")
-    producer = Producer({
-        "bootstrap.servers": settings.kafka_bootstrap,
-        "client.id": "vigil-scheduler",
-        "acks": "all",
-        # The hashing the other alert producers use, so one device's events share a partition.
-        "partitioner": "murmur2_random",
-        "message.timeout.ms": PUBLISH_TIMEOUT_S * 1000 // 2,
-    })
-    scheduler.add_job(trim_telemetry, "interval", hours=1, args=[settings], id="retention",
-                      next_run_time=datetime.now(UTC), max_instances=1, coalesce=True)
-    scheduler.add_job(check_offline, "interval", seconds=OFFLINE_EVERY_S, args=[settings, producer],
-                      id="device_offline", next_run_time=datetime.now(UTC), max_instances=1, coalesce=True)
-    signal.signal(signal.SIGTERM, lambda *_: scheduler.shutdown(wait=False))
-    with contextlib.suppress(KeyboardInterrupt):
-        scheduler.start()
-    producer.flush(5)
+    stopping = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stopping.set())
+    if settings.scheduler_metrics_port:
+        try:
+            start_http_server(settings.scheduler_metrics_port, addr="127.0.0.1")
+        except OSError as e:
+            # A second scheduler on one host (a standby) must still be able to take over.
+            log.warning("no metrics: port %d is not free (%s)", settings.scheduler_metrics_port, e)
+    lock = LeaderLock(settings.database_url)
+    log.info("scheduler standing by for the leader lock")
+    while not lock.try_acquire():
+        if lock.reachable:
+            # A standby that can reach the database is healthy: it is ready to take over.
+            mark_alive(settings.state_dir)
+        if stopping.wait(RETRY_S):
+            lock.release()
+            return
+    log.info("scheduler is the leader (pid %d): running the jobs", os.getpid())
+    jobs = LeaderJobs(settings)
+    jobs.start()
+    SCHEDULER_LEADER.set(1)
+    try:
+        while not stopping.wait(CHECK_S):
+            if not lock.held():
+                log.critical("lost the leader lock's session; exiting so that nothing here runs beside a new leader")
+                logging.shutdown()
+                os._exit(1)
+    finally:
+        jobs.stop()
+        lock.release()
+    log.info("scheduler stopped")
 
 
 if __name__ == "__main__":

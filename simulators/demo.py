@@ -1,17 +1,27 @@
 """`vigil demo`: the whole product on one machine, driven through two scripted incidents.
 
-Brings the stack up, starts every service, registers a small fleet through the API, replays the
-last half hour of its telemetry at 60x (a leak in a kitchen, tachycardia at rest) and shows what
-Vigil made of it: messages, stored readings, refusals and alerts.
+Brings the stack up, starts every service, registers a small fleet and its care manager through the
+API, replays the last half hour of its telemetry at 60x (a leak in one member's kitchen, tachycardia
+at rest for another) and shows what Vigil made of it: stored readings, refusals, alerts, and the
+messages that reached people. Every member, contact and the care manager has a channel into a local
+inbox (`simulators.inbox`) that prints what arrives; the leak's member answers "I'm OK" through the
+one-tap link in their message, the other member does not, and their alert escalates to the care
+manager.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
+import os
+import re
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
+from zoneinfo import ZoneInfo
 
 import httpx
 import psycopg
@@ -20,16 +30,31 @@ from rich.live import Live
 from rich.table import Table
 
 from simulators.fleet import FleetSummary, Progress, api_client, publish_fleet
+from simulators.inbox import Arrival, Inbox
 from simulators.plan import FleetPlan
-from simulators.provisioning import provision
+from simulators.provisioning import MemberExtras, provision
 from simulators.scenarios import Injection
 from vigil.runner import SERVICES, Supervisor
 from vigil.settings import Settings
+from vigil.tokens import issue_token
 
 DEMO_SPAN_S = 30 * 60
 DEMO_SPEED = 60.0
-DEMO_SCENARIOS = ("leak@4m:1", "tachycardia@6m:1")
-CARE_MANAGER = "cm-demo"
+# Member 1's kitchen leaks; member 2's heart races at rest.
+DEMO_SCENARIOS = ("leak@4m:1", "tachycardia@6m:2")
+ANSWERING_MEMBER = 1
+# The demo's ladder: the care manager 30 s after the member (5 minutes by default) and the contacts a
+# minute after, so that the escalation shows within the demo. Used only when VIGIL_ESCALATION is unset.
+DEMO_LADDER = {
+    "critical": [{"to": "member", "after_s": 0}, {"to": "care_manager", "after_s": 30},
+                 {"to": "emergency_contacts", "after_s": 60}],
+    "high": [{"to": "member", "after_s": 0}, {"to": "care_manager", "after_s": 30}],
+}
+MEMBER_TIMEZONE = "America/New_York"
+CARE_MANAGER_TIMEZONE = "Europe/London"
+REPLY_LINK = re.compile(r"https?://\S+/r/[A-Za-z0-9_-]+")
+# The ladder's steps plus room for a slow machine.
+OUTREACH_WAIT_S = 90
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +67,15 @@ class Tally:
     alerts: list[tuple]
 
 
+@dataclass(frozen=True, slots=True)
+class DemoResult:
+    """What the demo saw: the stored counts, and whether the member's answer and the escalation happened."""
+
+    counts: Tally
+    answered: bool
+    escalated: bool
+
+
 def tally(database_url: str, prefix: str) -> Tally:
     pattern = prefix + "%"
     with psycopg.connect(database_url, autocommit=True) as conn:
@@ -52,7 +86,7 @@ def tally(database_url: str, prefix: str) -> Tally:
             "SELECT reason, count(*) FROM dead_letters WHERE device_id LIKE %s GROUP BY reason", (pattern,)
         ).fetchall())
         alerts = conn.execute(
-            "SELECT type, severity, status, device_id, triggered_at, raised_at FROM alerts "
+            "SELECT type, severity, status, device_id, triggered_at, raised_at, id::text FROM alerts "
             "WHERE device_id LIKE %s ORDER BY triggered_at", (pattern,)).fetchall()
     return Tally(messages, int(readings), rejected, alerts)
 
@@ -90,7 +124,7 @@ def _summary(console: Console, summary: FleetSummary, counts: Tally) -> None:
     console.print(table)
     alerts = Table("type", "severity", "status", "device", "condition met (event time)", "raised (wall time)",
                    title="Alerts")
-    for kind, severity, status, device, triggered, raised in counts.alerts:
+    for kind, severity, status, device, triggered, raised, _ in counts.alerts:
         alerts.add_row(kind, severity, status, device, f"{triggered:%H:%M:%S}", f"{raised:%H:%M:%S}")
     console.print(alerts)
     for played in summary.played:
@@ -98,24 +132,81 @@ def _summary(console: Console, summary: FleetSummary, counts: Tally) -> None:
                       f"{played.starts_at:%H:%M:%S}-{played.ends_at:%H:%M:%S} (event time)")
 
 
-def run_demo(settings: Settings, token: str, *, console: Console, stay_open: bool) -> Tally:
-    """Run the demo against an already started stack; returns what was stored for the demo fleet."""
+def _member_channels(inbox: Inbox) -> MemberExtras:
+    def extras(number: int) -> dict:
+        return {
+            "timezone": MEMBER_TIMEZONE,
+            "outreach_urls": [inbox.url(f"member-{number}")],
+            "emergency_contacts": [{"name": f"Sam Contact {number}", "phone": f"+1555010{number:04d}",
+                                    "relation": "son", "outreach_url": inbox.url(f"contact-{number}")}],
+        }
+    return extras
+
+
+def _show_arrival(console: Console) -> Callable[[Arrival], None]:
+    def show(arrival: Arrival) -> None:
+        local = datetime.fromtimestamp(arrival.at).strftime("%H:%M:%S")
+        console.print(f"[bold cyan]{local} message to {arrival.path.lstrip('/')}[/bold cyan]: {arrival.title}")
+        for line in arrival.body.splitlines():
+            console.print(f"    {line}", highlight=False, markup=False)
+    return show
+
+
+def _answer_ok(inbox: Inbox, console: Console) -> bool:
+    """The answering member taps the link in their message: the alert resolves as member_ok."""
+    message = inbox.wait_for(lambda a: a.path == f"/member-{ANSWERING_MEMBER}" and REPLY_LINK.search(a.body),
+                             OUTREACH_WAIT_S)
+    if message is None:
+        console.print(f"[red]member {ANSWERING_MEMBER} received no message with an \"I'm OK\" link[/red]")
+        return False
+    link = REPLY_LINK.search(message.body).group(0)
+    answer = httpx.post(link, timeout=10)
+    console.print(f"[bold green]member {ANSWERING_MEMBER} tapped \"I'm OK\"[/bold green] ({link}): "
+                  f"HTTP {answer.status_code}")
+    return answer.status_code == 200
+
+
+def _outreach_table(http: httpx.Client, counts: Tally) -> Table:
+    table = Table("alert", "step", "to", "recipient", "channel", "status", "at (UTC)", "reason",
+                  title="Who was told what, and when")
+    for kind, _severity, status, *_, alert_id in counts.alerts:
+        for row in http.get(f"/api/v1/alerts/{alert_id}/outreach").json():
+            at = datetime.fromisoformat(row["at"]).astimezone(ZoneInfo("UTC")) if row.get("at") else None
+            table.add_row(f"{kind} ({status})", str(row["step"]), row["to"], row.get("recipient", ""),
+                          row["channel"], row["status"], f"{at:%H:%M:%S}" if at else "",
+                          row.get("reason") or "")
+    return table
+
+
+def run_demo(settings: Settings, token: str, *, console: Console, stay_open: bool) -> DemoResult:
+    """Run the demo against an already started stack; returns what was stored and what reached people."""
     api_url = f"http://127.0.0.1:{settings.api_port}"
     log_dir = settings.state_dir / "logs"
+    inbox = Inbox(on_arrival=_show_arrival(console)).start()
+    # The services read these from the environment they inherit.
+    os.environ.setdefault("VIGIL_ESCALATION", json.dumps(DEMO_LADDER))
+    os.environ.setdefault("VIGIL_PUBLIC_URL", api_url)
     supervisor = Supervisor(list(SERVICES), log_dir=log_dir)
     supervisor.start()
     # Restarts a service that dies (say, at start-up while a port is still held) until stop().
     threading.Thread(target=supervisor.watch, name="supervisor", daemon=True).start()
     console.print(f"services started; their logs are in {log_dir}/")
     try:
-        with console.status("starting ingest, stream worker and API"):
+        with console.status("starting ingest, stream worker, API and scheduler"):
             _wait_healthy(api_url)
         plan = FleetPlan(run_id=f"demo{uuid.uuid4().hex[:4]}", wearables=3, homes=3, seed=7,
                          injections=tuple(Injection.parse(s) for s in DEMO_SCENARIOS))
+        care_manager = f"cm-{plan.run_id}"
         with api_client(api_url, token) as http:
-            provisioned = provision(http, plan, care_manager_id=CARE_MANAGER)
-        console.print(f"registered {plan.wearables} wearables and {plan.homes} home hubs "
-                      f"for {len(set(provisioned.members.values()))} members")
+            http.post("/api/v1/care_managers", json={
+                "id": care_manager, "name": "Dana Reyes (demo care manager)", "email": "dana@example.org",
+                "phone": "+15550100999", "timezone": CARE_MANAGER_TIMEZONE,
+                "outreach_urls": [inbox.url("care-manager")]}).raise_for_status()
+            provisioned = provision(http, plan, care_manager_id=care_manager,
+                                    member_extras=_member_channels(inbox))
+        console.print(f"registered care manager {care_manager}, {plan.wearables} wearables and {plan.homes} "
+                      f"home hubs for {len(set(provisioned.members.values()))} members; their messages go to "
+                      f"a local inbox on port {inbox.port}")
         prefix = f"sim-{plan.run_id}-"
         latest: list[Progress] = []
         with Live(_progress_table(None, None), console=console, refresh_per_second=2) as live:
@@ -134,13 +225,24 @@ def run_demo(settings: Settings, token: str, *, console: Console, stay_open: boo
                 counts = tally(settings.database_url, prefix)
                 if latest:
                     live.update(_progress_table(latest[0], counts))
+        answered = _answer_ok(inbox, console)
+        escalated = inbox.wait_for(lambda a: a.path == "/care-manager", OUTREACH_WAIT_S) is not None
+        if not escalated:
+            console.print("[red]the care manager received no message[/red]")
+        counts = tally(settings.database_url, prefix)
         _summary(console, summary, counts)
+        with api_client(api_url, token) as http:
+            console.print(_outreach_table(http, counts))
+        console_token = issue_token(settings.database_url, "care_manager", care_manager)
+        console.print(f"\nCare-manager console: {api_url}/  (sign in as {care_manager} with the token "
+                      f"{console_token})")
         if stay_open:
-            console.print(f"\nAPI and console: {api_url}  (try: curl -H 'Authorization: Bearer {token}' "
+            console.print(f"API: {api_url}/api/v1  (try: curl -H 'Authorization: Bearer {token}' "
                           f"{api_url}/api/v1/alerts)\nPress Ctrl-C to stop.")
             with contextlib.suppress(KeyboardInterrupt):
                 threading.Event().wait()
-        return counts
+        return DemoResult(counts, answered, escalated)
     finally:
         with console.status("stopping services"):
             supervisor.stop()
+        inbox.stop()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -17,6 +18,8 @@ log = logging.getLogger(__name__)
 # so the fleet publishes through gateways unless told otherwise.
 DIRECT_LIMIT = 50
 DEFAULT_GATEWAY_SIZE = 250
+# Extra member fields by member number: the demo gives members and their contacts outreach channels.
+MemberExtras = Callable[[int], dict[str, Any]]
 # A hard ceiling for one connection (and one network thread) per device.
 MAX_DIRECT_DEVICES = 500
 _ROOMS = ("kitchen", "bathroom", "basement", "laundry", "living room")
@@ -79,10 +82,12 @@ def _post(http: httpx.Client, path: str, body: dict[str, Any], what: str) -> dic
         raise ProvisioningError(f"creating {what}: {e}") from e
 
 
-def _register_member(http: httpx.Client, plan: FleetPlan, number: int,
-                     care_manager_id: str) -> tuple[str, list[Link]]:
-    member_id = _post(http, "/api/v1/members", member_body(plan, number, care_manager_id=care_manager_id),
-                      f"member {number}")["id"]
+def _register_member(http: httpx.Client, plan: FleetPlan, number: int, care_manager_id: str,
+                     extras: MemberExtras | None) -> tuple[str, list[Link]]:
+    body = member_body(plan, number, care_manager_id=care_manager_id)
+    if extras is not None:
+        body.update(extras(number))
+    member_id = _post(http, "/api/v1/members", body, f"member {number}")["id"]
     links = []
     for kind, location in (("wearable", "wrist"), ("home", _ROOMS[number % len(_ROOMS)])):
         if number > plan.count(kind):
@@ -108,17 +113,19 @@ def _gateway_size(device_count: int, gateway_size: int | None) -> int:
 
 
 def provision(http: httpx.Client, plan: FleetPlan, *, care_manager_id: str,
-              gateway_size: int | None = None) -> Provisioned:
+              gateway_size: int | None = None, member_extras: MemberExtras | None = None) -> Provisioned:
     """Register a member per wearable/home pair, their devices, and gateways when the fleet is large.
 
     `http` carries the API's base URL and bearer token. `gateway_size` None picks direct connections
     for small fleets and a gateway per 250 devices above 50; 0 forces a connection per device.
+    `member_extras(number)` adds or replaces fields of each member's registration.
     """
     device_count = plan.wearables + plan.homes
     size = _gateway_size(device_count, gateway_size)
     numbers = range(1, max(plan.wearables, plan.homes) + 1)
     with ThreadPoolExecutor(_HTTP_WORKERS) as pool:
-        registered = list(pool.map(lambda n: _register_member(http, plan, n, care_manager_id), numbers))
+        registered = list(pool.map(lambda n: _register_member(http, plan, n, care_manager_id, member_extras),
+                                   numbers))
     members: dict[str, str] = {}
     direct: list[Link] = []
     for member_id, links in registered:

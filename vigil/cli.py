@@ -145,9 +145,11 @@ def demo_cmd(
     console.print("[bold]Vigil demo[/bold]: bringing the local stack up")
     manager.up(settings, report=lambda name, state: console.print(f"  {name:<11} {state}"))
     token = settings.admin_token or issue_token(settings.database_url, "admin", None)
-    counts = run_demo(settings, token, console=console, stay_open=stay_open)
-    if len(counts.alerts) < len(DEMO_SCENARIOS):
-        console.print(f"[red]expected {len(DEMO_SCENARIOS)} alerts, saw {len(counts.alerts)}[/red]")
+    result = run_demo(settings, token, console=console, stay_open=stay_open)
+    if len(result.counts.alerts) < len(DEMO_SCENARIOS):
+        console.print(f"[red]expected {len(DEMO_SCENARIOS)} alerts, saw {len(result.counts.alerts)}[/red]")
+        raise typer.Exit(1)
+    if not (result.answered and result.escalated):
         raise typer.Exit(1)
 
 

@@ -14,6 +14,8 @@ from urllib.parse import urlparse
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from vigil.alerting.ladder import Step, parse_ladder
+
 
 class ConfigError(RuntimeError):
     """A setting has a value Vigil cannot use; the message names the variable and the value."""
@@ -52,14 +54,38 @@ class Settings(BaseSettings):
     mqtt_ingest_password: str | None = Field(None, alias="VIGIL_MQTT_INGEST_PASSWORD")
     ingest_metrics_port: int = Field(9101, alias="VIGIL_INGEST_METRICS_PORT", ge=0, le=65535)
     streams_metrics_port: int = Field(9102, alias="VIGIL_STREAMS_METRICS_PORT", ge=0, le=65535)
+    scheduler_metrics_port: int = Field(9103, alias="VIGIL_SCHEDULER_METRICS_PORT", ge=0, le=65535)
     log_level: str = Field("INFO", alias="VIGIL_LOG_LEVEL")
 
+    # Outreach and escalation (docs/interface.md): the base of links put in messages, the ladder by
+    # severity as JSON (unset: the default ladder), how long further alerts of one member wait to join
+    # the next message, and how often an alert nobody acknowledged is re-notified.
+    public_url: str = Field("http://127.0.0.1:8080", alias="VIGIL_PUBLIC_URL")
+    escalation: str | None = Field(None, alias="VIGIL_ESCALATION")
+    group_interval_s: int = Field(120, alias="VIGIL_GROUP_INTERVAL_S", ge=0, le=86_400)
+    repeat_s: int = Field(14_400, alias="VIGIL_REPEAT_S", ge=60, le=7 * 86_400)
+
     @field_validator("admin_token", "claims_webhook_url", "claims_webhook_secret", "mqtt_admin_password",
-                     "mqtt_ingest_password", mode="before")
+                     "mqtt_ingest_password", "escalation", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: str | None) -> str | None:
         # `VAR=` in a .env file means "not set", never "an empty secret".
         return value or None
+
+    @field_validator("escalation")
+    @classmethod
+    def _ladder_parses(cls, value: str | None) -> str | None:
+        # Parsed here so that a bad ladder stops start-up with parse_ladder's sentence.
+        parse_ladder(value)
+        return value
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url_shape(cls, value: str) -> str:
+        parsed = urlparse(value)
+        if parsed.scheme not in ("http", "https") or not parsed.hostname:
+            raise ValueError("must look like https://vigil.example.org (the base of links in messages)")
+        return value.rstrip("/")
 
     @field_validator("timescale", mode="before")
     @classmethod
@@ -90,6 +116,11 @@ class Settings(BaseSettings):
         return value
 
     @property
+    def ladder(self) -> dict[str, tuple[Step, ...]]:
+        """The escalation ladder by severity: `VIGIL_ESCALATION` over the default."""
+        return parse_ladder(self.escalation)
+
+    @property
     def mqtt_host(self) -> str:
         return urlparse(self.mqtt_url).hostname or "127.0.0.1"
 
@@ -117,5 +148,7 @@ def get_settings() -> Settings:
         for err in e.errors():
             field = str(err["loc"][0]) if err["loc"] else "?"
             alias = Settings.model_fields[field].alias if field in Settings.model_fields else field
-            problems.append(f"{alias}={err.get('input')!r} is not usable: {err['msg']}")
+            # pydantic prefixes a validator's own sentence with "Value error, "; the sentence stands alone.
+            message = err["msg"].removeprefix("Value error, ")
+            problems.append(f"{alias}={err.get('input')!r} is not usable: {message}")
         raise ConfigError("; ".join(problems)) from e

@@ -42,6 +42,7 @@ class IssuedToken:
 class StoredToken:
     """A token's row as the API checks it, with the database's clock at the moment of the check."""
 
+    id: str
     role: str
     care_manager_id: str | None
     expires_at: datetime | None
@@ -169,7 +170,7 @@ async def find_token(conn: psycopg.AsyncConnection, digest: str) -> StoredToken 
     """The stored token with this digest, revoked or expired too, so the answer can say which."""
     async with conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(
-            "SELECT role, care_manager_id, expires_at, revoked_at, now() AS checked_at "
+            "SELECT id, role, care_manager_id, expires_at, revoked_at, now() AS checked_at "
             "FROM api_tokens WHERE token_sha256 = %s",
             (digest,),
         )

@@ -1,4 +1,7 @@
-"""`/api/v1/alerts`: what the rules raised, newest first, with evidence and history."""
+"""`/api/v1/alerts`: what the rules raised, newest first, with evidence and history.
+
+Alerts carry health data (their evidence), so each answer is recorded in the audit log.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +10,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query
 
-from alerts.store import get_alert, list_alerts
+from alerts.audit import LIST_ALERTS, READ_ALERT, record_read
+from alerts.queries import get_alert, list_alerts
 from api.auth import Caller, check_member_visible
 from api.deps import Pool
 from api.errors import error_responses
@@ -39,6 +43,7 @@ async def search_alerts(caller: Caller, pool: Pool, filters: Annotated[AlertFilt
             visible_to=None if caller.is_admin else caller.care_manager_id,
             limit=filters.limit,
         )
+        await record_read(conn, caller.actor, caller.role, LIST_ALERTS, filters.member_id, filters.query_text())
     return [Alert.model_validate(r) for r in rows]
 
 
@@ -48,7 +53,8 @@ async def read_alert(alert_id: AlertIdPath, caller: Caller, pool: Pool) -> Alert
     async with pool.connection() as conn:
         # The UUID the pattern admitted, not the client's text, is what SQL compares.
         row = await get_alert(conn, uuid.UUID(alert_id))
-    if row is None:
-        raise HTTPException(404, f"no alert has id {alert_id!r}")
-    check_member_visible(caller, row["care_manager_id"])
+        if row is None:
+            raise HTTPException(404, f"no alert has id {alert_id!r}")
+        check_member_visible(caller, row["care_manager_id"])
+        await record_read(conn, caller.actor, caller.role, READ_ALERT, row["member_id"], f"alert {row['id']}")
     return Alert.model_validate(row)

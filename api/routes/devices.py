@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query
 
+from alerts.audit import READ_READINGS, record_read
 from api.auth import Admin, Caller, check_member_visible
 from api.deps import Accounts, Pool
 from api.errors import FieldError, error_responses
@@ -47,7 +48,7 @@ async def register_device(body: DeviceIn, _: Admin, pool: Pool, accounts: Accoun
 async def list_readings(
     device_id: DeviceIdPath, caller: Caller, pool: Pool, filters: Annotated[ReadingFilters, Query()]
 ) -> list[Reading]:
-    """Stored readings, newest event time first."""
+    """Stored readings, newest event time first; each answer is recorded in the audit log."""
     async with pool.connection() as conn:
         device = await get_device(conn, device_id)
         if device is None:
@@ -56,4 +57,6 @@ async def list_readings(
         rows = await device_readings(
             conn, device_id, metric=filters.metric, since=filters.since, until=filters.until, limit=filters.limit
         )
+        subject = f"device {device_id}?{filters.query_text()}"
+        await record_read(conn, caller.actor, caller.role, READ_READINGS, device["member_id"], subject)
     return [Reading.model_validate(r) for r in rows]

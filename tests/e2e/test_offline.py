@@ -57,7 +57,9 @@ def test_a_silent_device_goes_offline_and_its_next_message_clears_it(pipeline):
             scheduler.start()
 
             [alert] = wait_for(lambda: _offline_alerts(pipeline, device.device_id), 20, what="a device_offline alert")
-            assert (alert["type"], alert["severity"], alert["status"]) == ("device_offline", "medium", "open")
+            # Medium alerts tell the care manager at once, so the ladder may already have escalated it.
+            assert (alert["type"], alert["severity"]) == ("device_offline", "medium")
+            assert alert["status"] in ("open", "escalated")
             assert abs(_utc(alert["triggered_at"]) - (heard + threshold)) < timedelta(milliseconds=2)
             evidence = alert["evidence"]
             assert evidence["parameters"] == {"silent_intervals": 3, "report_interval_s": INTERVAL_S,

@@ -16,6 +16,15 @@ CONTRACT_CALLS = [
     ("get", "/api/v1/devices/{device_id}/readings"),
     ("get", "/api/v1/alerts"),
     ("get", "/api/v1/alerts/{alert_id}"),
+    ("post", "/api/v1/care_managers"),
+    ("get", "/api/v1/care_managers/{care_manager_id}"),
+    ("post", "/api/v1/alerts/{alert_id}/ack"),
+    ("post", "/api/v1/alerts/{alert_id}/resolve"),
+    ("post", "/api/v1/alerts/{alert_id}/escalate"),
+    ("post", "/api/v1/alerts/{alert_id}/snooze"),
+    ("post", "/api/v1/alerts/{alert_id}/notes"),
+    ("post", "/api/v1/alerts/{alert_id}/assign"),
+    ("get", "/api/v1/alerts/{alert_id}/outreach"),
     ("get", "/health"),
 ]
 
@@ -57,6 +66,19 @@ ERROR_STATUSES = {
     ("post", "/api/v1/gateways"): {403, 409, 413},
     ("get", "/api/v1/alerts"): {403},
     ("get", "/api/v1/alerts/{alert_id}"): {403, 404},
+    ("post", "/api/v1/care_managers"): {403, 409, 413},
+    ("get", "/api/v1/care_managers/{care_manager_id}"): {403, 404},
+    ("post", "/api/v1/alerts/{alert_id}/ack"): {403, 404, 409},
+    ("post", "/api/v1/alerts/{alert_id}/resolve"): {403, 404, 409, 413},
+    ("post", "/api/v1/alerts/{alert_id}/escalate"): {403, 404, 409},
+    ("post", "/api/v1/alerts/{alert_id}/snooze"): {403, 404, 409, 413},
+    ("post", "/api/v1/alerts/{alert_id}/notes"): {403, 404, 409, 413},
+    ("post", "/api/v1/alerts/{alert_id}/assign"): {403, 404, 409, 413},
+    ("post", "/api/v1/alerts/{alert_id}/calls"): {403, 404, 409, 413},
+    ("get", "/api/v1/alerts/{alert_id}/outreach"): {403, 404},
+    ("get", "/api/v1/tasks"): {403},
+    ("post", "/api/v1/tasks/{task_id}/done"): {403, 404, 409, 413},
+    ("get", "/api/v1/audit"): {403},
 }
 
 

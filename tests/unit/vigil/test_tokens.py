@@ -33,7 +33,10 @@ def test_anything_else_is_refused_saying_what_is_accepted(text: str) -> None:
 
 
 def stored(**overrides: object) -> StoredToken:
-    fields = {"role": "admin", "care_manager_id": None, "expires_at": None, "revoked_at": None, "checked_at": NOW}
+    fields = {
+        "id": "tok_1", "role": "admin", "care_manager_id": None, "expires_at": None, "revoked_at": None,
+        "checked_at": NOW,
+    }
     return StoredToken(**(fields | overrides))
 
 

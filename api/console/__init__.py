@@ -1,0 +1,1 @@
+"""The care-manager console at `/`: server-rendered pages over the API's own access rules and alert actions."""
