@@ -40,8 +40,9 @@ from vigil.tokens import issue_token
 
 DEMO_SPAN_S = 30 * 60
 DEMO_SPEED = 60.0
-# Member 1's kitchen leaks; member 2's heart races at rest.
-DEMO_SCENARIOS = ("leak@4m:1", "tachycardia@6m:2")
+# Member 1's home leaks; member 2's heart races at rest, still when the replay ends, so that their
+# alert is open when the care manager's step falls due.
+DEMO_SCENARIOS = ("leak@4m:1", "tachycardia@16m:2")
 ANSWERING_MEMBER = 1
 # The demo's ladder: the care manager 30 s after the member (5 minutes by default) and the contacts a
 # minute after, so that the escalation shows within the demo. Used only when VIGIL_ESCALATION is unset.
@@ -152,29 +153,50 @@ def _show_arrival(console: Console) -> Callable[[Arrival], None]:
     return show
 
 
-def _answer_ok(inbox: Inbox, console: Console) -> bool:
-    """The answering member taps the link in their message: the alert resolves as member_ok."""
-    message = inbox.wait_for(lambda a: a.path == f"/member-{ANSWERING_MEMBER}" and REPLY_LINK.search(a.body),
-                             OUTREACH_WAIT_S)
-    if message is None:
-        console.print(f"[red]member {ANSWERING_MEMBER} received no message with an \"I'm OK\" link[/red]")
-        return False
-    link = REPLY_LINK.search(message.body).group(0)
-    answer = httpx.post(link, timeout=10)
-    console.print(f"[bold green]member {ANSWERING_MEMBER} tapped \"I'm OK\"[/bold green] ({link}): "
-                  f"HTTP {answer.status_code}")
-    return answer.status_code == 200
+class Answerer:
+    """The answering member: taps "I'm OK" in their first message with a link, a few seconds after it arrives."""
+
+    TAP_AFTER_S = 3.0
+
+    def __init__(self, console: Console) -> None:
+        self._console = console
+        self._tapped = threading.Event()
+        self.answered = False
+
+    def on_arrival(self, arrival: Arrival) -> None:
+        found = REPLY_LINK.search(arrival.body)
+        if arrival.path != f"/member-{ANSWERING_MEMBER}" or found is None or self._tapped.is_set():
+            return
+        self._tapped.set()
+        threading.Timer(self.TAP_AFTER_S, self._tap, args=(found.group(0),)).start()
+
+    def _tap(self, link: str) -> None:
+        try:
+            status = httpx.post(link, timeout=10).status_code
+        except httpx.HTTPError as e:
+            self._console.print(f"[red]member {ANSWERING_MEMBER} could not tap \"I'm OK\": {e}[/red]")
+            return
+        self.answered = status == 200
+        self._console.print(f"[bold green]member {ANSWERING_MEMBER} tapped \"I'm OK\"[/bold green]: HTTP {status}")
+
+    def wait(self, timeout_s: float) -> bool:
+        """Whether the member has answered within `timeout_s` (from the start of the wait)."""
+        deadline = time.monotonic() + timeout_s
+        while not self.answered and time.monotonic() < deadline:
+            time.sleep(0.2)
+        if not self.answered:
+            self._console.print(f"[red]member {ANSWERING_MEMBER} did not get to answer \"I'm OK\"[/red]")
+        return self.answered
 
 
 def _outreach_table(http: httpx.Client, counts: Tally) -> Table:
-    table = Table("alert", "step", "to", "recipient", "channel", "status", "at (UTC)", "reason",
-                  title="Who was told what, and when")
+    table = Table("alert", "step", "to", "what", "status", "at (UTC)", title="Who was told what, and when")
     for kind, _severity, status, *_, alert_id in counts.alerts:
         for row in http.get(f"/api/v1/alerts/{alert_id}/outreach").json():
             at = datetime.fromisoformat(row["at"]).astimezone(ZoneInfo("UTC")) if row.get("at") else None
-            table.add_row(f"{kind} ({status})", str(row["step"]), row["to"], row.get("recipient", ""),
-                          row["channel"], row["status"], f"{at:%H:%M:%S}" if at else "",
-                          row.get("reason") or "")
+            table.add_row(f"{kind} ({status})", str(row["step"]), row["to"], row["purpose"],
+                          row["status"] + (f": {row['reason']}" if row.get("reason") else ""),
+                          f"{at:%H:%M:%S}" if at else "")
     return table
 
 
@@ -182,7 +204,13 @@ def run_demo(settings: Settings, token: str, *, console: Console, stay_open: boo
     """Run the demo against an already started stack; returns what was stored and what reached people."""
     api_url = f"http://127.0.0.1:{settings.api_port}"
     log_dir = settings.state_dir / "logs"
-    inbox = Inbox(on_arrival=_show_arrival(console)).start()
+    show_arrival, answerer = _show_arrival(console), Answerer(console)
+
+    def arrived(arrival: Arrival) -> None:
+        show_arrival(arrival)
+        answerer.on_arrival(arrival)
+
+    inbox = Inbox(on_arrival=arrived).start()
     # The services read these from the environment they inherit.
     os.environ.setdefault("VIGIL_ESCALATION", json.dumps(DEMO_LADDER))
     os.environ.setdefault("VIGIL_PUBLIC_URL", api_url)
@@ -199,7 +227,7 @@ def run_demo(settings: Settings, token: str, *, console: Console, stay_open: boo
         care_manager = f"cm-{plan.run_id}"
         with api_client(api_url, token) as http:
             http.post("/api/v1/care_managers", json={
-                "id": care_manager, "name": "Dana Reyes (demo care manager)", "email": "dana@example.org",
+                "id": care_manager, "name": "Dana Reyes", "email": "dana@example.org",
                 "phone": "+15550100999", "timezone": CARE_MANAGER_TIMEZONE,
                 "outreach_urls": [inbox.url("care-manager")]}).raise_for_status()
             provisioned = provision(http, plan, care_manager_id=care_manager,
@@ -225,10 +253,16 @@ def run_demo(settings: Settings, token: str, *, console: Console, stay_open: boo
                 counts = tally(settings.database_url, prefix)
                 if latest:
                     live.update(_progress_table(latest[0], counts))
-        answered = _answer_ok(inbox, console)
-        escalated = inbox.wait_for(lambda a: a.path == "/care-manager", OUTREACH_WAIT_S) is not None
+        answered = answerer.wait(OUTREACH_WAIT_S)
+        # Member names end in their number (`simulators.provisioning.member_body`).
+        silent, answering = f"-{2:04d}", f"-{ANSWERING_MEMBER:04d}"
+        escalated = inbox.wait_for(lambda a: a.path == "/care-manager" and silent in a.title,
+                                   OUTREACH_WAIT_S) is not None
         if not escalated:
-            console.print("[red]the care manager received no message[/red]")
+            console.print("[red]the care manager was not told of the unanswered alert[/red]")
+        if any(a.path == "/care-manager" and answering in a.title for a in inbox.arrivals):
+            console.print("[red]the care manager was told of an alert the member had answered[/red]")
+            answered = False
         counts = tally(settings.database_url, prefix)
         _summary(console, summary, counts)
         with api_client(api_url, token) as http:

@@ -319,9 +319,15 @@ def _to_member(alerts: Sequence[AlertFacts], member: MemberFacts, zone: tzinfo, 
     return Message(title=title, body="\n\n".join(lines))
 
 
+def _room(alert: AlertFacts) -> str | None:
+    """Where it happened: a home sensor's room; a wearable's `location` says where it is worn, not where
+    the member was, so it names no place."""
+    return None if wording(alert.type).source == _ON_BODY else alert.location
+
+
 def _seen_by_member(alert: AlertFacts, zone: tzinfo, zone_name: str) -> str:
     words = wording(alert.type)
-    where = _in(alert.location)
+    where = _in(_room(alert))
     figure = _figure(alert, zone)
     return (f"{_when(alert.triggered_at, zone, zone_name)} {words.source}{' ' + where if where else ''} "
             f"{words.noticed.format(kind=words.kind)}{f' ({figure})' if figure else ''}")
@@ -351,7 +357,8 @@ def _to_care_manager(alerts: Sequence[AlertFacts], member: MemberFacts, zone: tz
 
 
 def _manager_place(alert: AlertFacts, member: MemberFacts) -> str:
-    place = f"where: {alert.location}" if alert.location else f"device {alert.device_id}"
+    room = _room(alert)
+    place = f"where: {room}" if room else f"device {alert.device_id}"
     if wording(alert.type).home_hazard and member.address:
         place += f", at {member.address}"
     return place
@@ -375,10 +382,11 @@ def _to_contact(alerts: Sequence[AlertFacts], member: MemberFacts, zone: tzinfo,
 
 
 def _contact_place(alert: AlertFacts, member: MemberFacts) -> str:
-    room = f" ({alert.location})" if alert.location else ""
+    location = _room(alert)
+    room = f" ({location})" if location else ""
     if wording(alert.type).home_hazard and member.address:
         return f" at {member.address}{room}"
-    return f" {_in(alert.location)}" if alert.location else ""
+    return f" {_in(location)}" if location else ""
 
 
 def _told(told: Sequence[str]) -> str:

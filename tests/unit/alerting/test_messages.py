@@ -208,7 +208,8 @@ def test_the_contact_message_names_the_member_the_insurer_who_was_told_and_the_p
 @pytest.mark.parametrize(("alert_type", "location", "place"), [
     ("gas_leak", "kitchen", "a gas leak at 12 rue Lepic, 75018 Paris (kitchen), on"),
     ("water_leak", None, "a water leak at 12 rue Lepic, 75018 Paris, on"),
-    ("fall", "living room", "a possible fall in the living room, on"),
+    # A wearable goes where the member goes: its registered location is no place of the event.
+    ("fall", "living room", "a possible fall, on"),
     ("tachycardia", None, "a very fast heart rate, on"),
 ])
 def test_contacts_get_the_address_only_for_a_home_hazard(alert_type, location, place):
@@ -291,3 +292,9 @@ def test_compose_tip():
 def test_a_room_reads_as_a_place_however_it_was_registered(location, place):
     body = _compose("member", _alert("water_leak", location=location)).body
     assert f"your sensor {place} noticed" in body
+
+
+@pytest.mark.parametrize("role", ["member", "emergency_contact"])
+def test_where_a_wearable_is_worn_is_not_a_place(role):
+    body = _compose(role, _alert("tachycardia", location="wrist")).body
+    assert "wrist" not in body
