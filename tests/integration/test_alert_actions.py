@@ -591,3 +591,49 @@ def test_the_outreach_log_is_refused_to_another_care_manager_and_404_for_an_unkn
     stranger = bearer(database_url, create_care_manager(client)["id"])
     assert client.get(f"/api/v1/alerts/{new_alert(database_url, case)}/outreach", headers=stranger).status_code == 403
     assert client.get(f"/api/v1/alerts/{uuid.uuid4()}/outreach", headers=ADMIN).status_code == 404
+
+
+def test_a_condition_that_clears_after_an_acknowledgement_still_resolves_the_alert(
+    client: TestClient, database_url: str, case: Case
+) -> None:
+    from alerts.store import apply_alert_changes
+    from vigil.events import AlertChanged
+
+    alert_id = new_alert(database_url, case)
+    assert client.post(f"/api/v1/alerts/{alert_id}/ack", headers=case.headers).status_code == 200
+    cleared_at = datetime.now(UTC)
+    event = AlertChanged(change="cleared", alert_id=alert_id, type="fall", severity="critical",
+                         member_id=case.member_id, device_id=case.device_id, triggered_at_ms=0,
+                         detected_at_ms=int(cleared_at.timestamp() * 1000),
+                         cleared_at_ms=int(cleared_at.timestamp() * 1000), evidence={})
+
+    async def clear() -> list[str]:
+        async with await psycopg.AsyncConnection.connect(database_url) as conn:
+            return await apply_alert_changes(conn, [event], datetime.now(UTC))
+
+    assert asyncio.run(clear()) == ["cleared"]
+    alert = client.get(f"/api/v1/alerts/{alert_id}", headers=case.headers).json()
+    assert (alert["status"], alert["acknowledged_by"], alert["outcome"]) == (
+        "resolved", f"care_manager:{case.care_manager_id}", None)
+    assert [entry["action"] for entry in alert["history"]] == ["raised", "acknowledged", "condition_cleared"]
+
+
+def test_deleting_an_alert_takes_its_ladder_outreach_tasks_and_reply_links_with_it(
+    client: TestClient, database_url: str, case: Case
+) -> None:
+    from alerts.reply_tokens import issue_reply_token_sync
+    from bench.ceilings import delete_devices_rows
+
+    alert_id = new_alert(database_url, case)
+    critical_ladder(database_url, alert_id, datetime.now(UTC))
+    insert_task(database_url, case.member_id, alert_id=alert_id)
+    sql(database_url, "INSERT INTO outreach (alert_id, step, to_role, recipient_key, channel, target_digest, status) "
+        "VALUES (%s, 1, 'member', 'member:x', 'json', 'd', 'sent')", (alert_id,))
+    with psycopg.connect(database_url) as conn:
+        issue_reply_token_sync(conn, alert_id)
+
+    deleted = delete_devices_rows(database_url, case.device_id)
+
+    assert deleted["alerts"] == 1
+    for table in ("alert_steps", "outreach", "tasks", "reply_tokens"):
+        assert sql(database_url, f"SELECT count(*) FROM {table} WHERE alert_id = %s", (alert_id,)) == [(0,)], table

@@ -1,6 +1,7 @@
 -- What happens after an alert is raised: its lifecycle fields, the escalation ladder's steps, the
 -- outreach outbox, call and follow-up tasks, one-tap reply links, care managers, and the audit log
--- of reads of members' health data. Safe to run again.
+-- of reads of members' health data. What belongs to an alert goes with it when the alert is deleted
+-- (a member's data deleted on request, the bench cleaning up). Safe to run again.
 
 CREATE TABLE IF NOT EXISTS care_managers (
     id            text PRIMARY KEY,
@@ -35,7 +36,7 @@ CREATE INDEX IF NOT EXISTS alerts_followups_due ON alerts (resolved_at) WHERE fo
 -- a raised alert always has its ladder. `step` counts from 1 in ladder order; re-notifications
 -- (`kind` repeat) and steps added when the severity rises continue the count.
 CREATE TABLE IF NOT EXISTS alert_steps (
-    alert_id  uuid NOT NULL REFERENCES alerts (id),
+    alert_id  uuid NOT NULL REFERENCES alerts (id) ON DELETE CASCADE,
     step      integer NOT NULL CHECK (step > 0),
     recipient text NOT NULL CHECK (recipient IN ('member', 'care_manager', 'emergency_contacts')),
     kind      text NOT NULL DEFAULT 'ladder' CHECK (kind IN ('ladder', 'repeat')),
@@ -54,7 +55,7 @@ CREATE INDEX IF NOT EXISTS alert_steps_pending ON alert_steps (due_at) WHERE sta
 -- carries it and is never sent by itself.
 CREATE TABLE IF NOT EXISTS outreach (
     id              bigserial PRIMARY KEY,
-    alert_id        uuid NOT NULL REFERENCES alerts (id),
+    alert_id        uuid NOT NULL REFERENCES alerts (id) ON DELETE CASCADE,
     step            integer NOT NULL,
     purpose         text NOT NULL DEFAULT 'alert' CHECK (purpose IN ('alert', 'repeat', 'tip')),
     to_role         text NOT NULL CHECK (to_role IN ('member', 'care_manager', 'emergency_contact')),
@@ -70,7 +71,7 @@ CREATE TABLE IF NOT EXISTS outreach (
     attempts        integer NOT NULL DEFAULT 0,
     next_attempt_at timestamptz,
     lease_until     timestamptz,
-    grouped_into    bigint REFERENCES outreach (id),
+    grouped_into    bigint REFERENCES outreach (id) ON DELETE SET NULL,
     created_at      timestamptz NOT NULL DEFAULT clock_timestamp(),
     updated_at      timestamptz NOT NULL DEFAULT clock_timestamp(),
     sent_at         timestamptz,
@@ -86,7 +87,7 @@ CREATE INDEX IF NOT EXISTS outreach_recipient_sent ON outreach (recipient_key, s
 CREATE TABLE IF NOT EXISTS tasks (
     id              bigserial PRIMARY KEY,
     kind            text NOT NULL CHECK (kind IN ('call', 'check_in')),
-    alert_id        uuid REFERENCES alerts (id),
+    alert_id        uuid REFERENCES alerts (id) ON DELETE CASCADE,
     step            integer NOT NULL DEFAULT 0,
     member_id       text NOT NULL,
     care_manager_id text,
@@ -106,7 +107,7 @@ CREATE INDEX IF NOT EXISTS tasks_open ON tasks (care_manager_id, due_at) WHERE s
 -- works while one of its alerts is not resolved.
 CREATE TABLE IF NOT EXISTS reply_tokens (
     token_sha256 text NOT NULL,
-    alert_id     uuid NOT NULL REFERENCES alerts (id),
+    alert_id     uuid NOT NULL REFERENCES alerts (id) ON DELETE CASCADE,
     created_at   timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (token_sha256, alert_id)
 );
