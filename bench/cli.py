@@ -122,7 +122,7 @@ def _measure_ceilings(settings: Settings, report: BenchReport, run_id: str, size
 
 def _end_to_end(settings: Settings, report: BenchReport, pipeline: Pipeline, sizes: dict) -> None:
     groups = {name: (lambda name=name: [p for n, p in pipeline.pids().items() if n == name])
-              for name in ("ingest", "streams", "api")}
+              for name in ("ingest", "streams", "api", "scheduler")}
     for name, path in _broker_pids(settings).items():
         groups[name] = lambda path=path: _pid_file(path)
     groups["postgres (vigil's sessions)"] = pipeline.postgres_backends

@@ -29,7 +29,8 @@ from stack.process import port_open
 from vigil.runner import Supervisor
 from vigil.settings import Settings
 
-SERVICES = ["ingest", "streams", "api"]
+# The scheduler runs the ladder: the bench times outreach too.
+SERVICES = ["ingest", "streams", "api", "scheduler"]
 HEALTH_TIMEOUT_S = 120
 PROBE_TIMEOUT_S = 120
 # A stage that stores nothing new for this long has stopped: the run is reported as it stands.
