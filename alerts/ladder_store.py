@@ -23,7 +23,7 @@ from psycopg.types.json import Jsonb
 
 from alerts.reply_tokens import issue_reply_token_sync, reply_url
 from vigil.alerting.facts import AlertFacts, CareManagerFacts, Contact, MemberFacts
-from vigil.alerting.followups import check_in_due, wants_tip
+from vigil.alerting.followups import check_in_due, tip_due, wants_tip
 from vigil.alerting.ladder import PlannedStep, next_repeat
 from vigil.alerting.lifecycle import AlertState, LadderEscalated, decide, stops_ladder
 from vigil.alerting.messages import Message, compose, compose_tip, wording
@@ -200,7 +200,8 @@ def settle_held(conn: psycopg.Connection) -> int:
     return len(alert_ids)
 
 
-def run_followups(conn: psycopg.Connection, now: datetime, tips: dict[str, Tip] | None = None) -> int:
+def run_followups(conn: psycopg.Connection, now: datetime, tips: dict[str, Tip] | None = None, *,
+                  tip_delay_s: int = 0) -> int:
     """Decide the follow-ups of alerts that need them (falls once raised, others once resolved); how many.
 
     Idempotent: tasks and tip rows have unique keys, and `followups_at` marks a resolved alert done.
@@ -213,12 +214,13 @@ def run_followups(conn: psycopg.Connection, now: datetime, tips: dict[str, Tip] 
             alert_row = _one(conn, _ALERT + " SKIP LOCKED", (alert_id,))
             if alert_row is None:
                 continue  # being changed right now; the next round sees it
-            _follow_up(conn, alert_row, now, tips)
+            _follow_up(conn, alert_row, now, tips, tip_delay_s)
         done += 1
     return done
 
 
-def _follow_up(conn: psycopg.Connection, row: dict[str, Any], now: datetime, tips: dict[str, Tip]) -> None:
+def _follow_up(conn: psycopg.Connection, row: dict[str, Any], now: datetime, tips: dict[str, Tip],
+               tip_delay_s: int) -> None:
     alert = _alert_facts(row)
     member = _member_facts(conn, row["member_id"])
     resolved = row["status"] == "resolved"
@@ -231,15 +233,16 @@ def _follow_up(conn: psycopg.Connection, row: dict[str, Any], now: datetime, tip
         return
     tip = tips.get(alert.type)
     if tip is not None and wants_tip(alert, row["outcome"], member=member):
-        _insert_tip(conn, alert, member, tip, now)
+        _insert_tip(conn, alert, member, tip, tip_due(row["resolved_at"] or now, delay_s=tip_delay_s,
+                                                      quiet=member.quiet_hours, tz=member.timezone))
     conn.execute("UPDATE alerts SET followups_at = %s WHERE id = %s", (now, alert.id))
     _notify(conn, ALERTS_CHANNEL, alert.id)
 
 
-def _insert_tip(conn: psycopg.Connection, alert: AlertFacts, member: MemberFacts, tip: Tip, now: datetime) -> None:
-    """The tip to each of the member's channels, as step 0; a tip is never urgent, so it waits out quiet hours."""
+def _insert_tip(conn: psycopg.Connection, alert: AlertFacts, member: MemberFacts, tip: Tip,
+                not_before: datetime) -> None:
+    """The tip to each of the member's channels, as step 0, sent from `not_before` on."""
     message = compose_tip(alert, member, tip)
-    not_before = quiet_until(member.quiet_hours, member.timezone, now)
     for url in member.outreach_urls:
         delivery = Delivery(to_role="member", recipient_key=f"member:{member.id}", recipient_name=member.name,
                             target=url, channel=channel_of(url), status="pending")

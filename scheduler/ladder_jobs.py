@@ -61,8 +61,9 @@ def outreach_config(settings: Settings) -> OutreachConfig:
 class LadderPlanner:
     """The thread that keeps one job per pending step, and decides the follow-ups of resolved alerts."""
 
-    def __init__(self, database_url: str, scheduler: BaseScheduler) -> None:
+    def __init__(self, database_url: str, scheduler: BaseScheduler, *, tip_delay_s: int) -> None:
         self._database_url = database_url
+        self._tip_delay_s = tip_delay_s
         self._scheduler = scheduler
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
@@ -103,7 +104,7 @@ class LadderPlanner:
                 if not notified:
                     # The slower chores ride on the periodic round, not on every notification.
                     settle_held(work)
-                    run_followups(work, datetime.now(UTC))
+                    run_followups(work, datetime.now(UTC), tip_delay_s=self._tip_delay_s)
                 last = time.monotonic()
 
     def reconcile(self, conn: psycopg.Connection) -> None:

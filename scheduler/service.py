@@ -59,7 +59,7 @@ class LeaderJobs:
             "partitioner": "murmur2_random",
             "message.timeout.ms": PUBLISH_TIMEOUT_S * 1000 // 2,
         })
-        self._planner = LadderPlanner(settings.database_url, self._scheduler)
+        self._planner = LadderPlanner(settings.database_url, self._scheduler, tip_delay_s=settings.tip_delay_s)
         self._sender = Sender(settings.database_url)
 
     def start(self) -> None:

@@ -214,6 +214,8 @@ def run_demo(settings: Settings, token: str, *, console: Console, stay_open: boo
     # The services read these from the environment they inherit.
     os.environ.setdefault("VIGIL_ESCALATION", json.dumps(DEMO_LADDER))
     os.environ.setdefault("VIGIL_PUBLIC_URL", api_url)
+    # The prevention tip a few seconds after the answer rather than an hour, so that the demo shows it.
+    os.environ.setdefault("VIGIL_TIP_DELAY_S", "5")
     supervisor = Supervisor(list(SERVICES), log_dir=log_dir)
     supervisor.start()
     # Restarts a service that dies (say, at start-up while a port is still held) until stop().

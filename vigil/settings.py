@@ -64,6 +64,8 @@ class Settings(BaseSettings):
     escalation: str | None = Field(None, alias="VIGIL_ESCALATION")
     group_interval_s: int = Field(120, alias="VIGIL_GROUP_INTERVAL_S", ge=0, le=86_400)
     repeat_s: int = Field(14_400, alias="VIGIL_REPEAT_S", ge=60, le=7 * 86_400)
+    # How long after an incident's alert is resolved the member's prevention tip goes out.
+    tip_delay_s: int = Field(3_600, alias="VIGIL_TIP_DELAY_S", ge=0, le=7 * 86_400)
 
     @field_validator("admin_token", "claims_webhook_url", "claims_webhook_secret", "mqtt_admin_password",
                      "mqtt_ingest_password", "escalation", mode="before")

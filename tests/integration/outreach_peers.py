@@ -189,7 +189,7 @@ class SchedulerProcess:
 
 
 def scheduler_env(database_url: str, state_dir: Path, *, escalation: dict | None = None, group_interval_s: int = 120,
-                  repeat_s: int = 14_400) -> dict[str, str]:
+                  repeat_s: int = 14_400, tip_delay_s: int = 0) -> dict[str, str]:
     """The environment of a test scheduler: its database, a ladder, and a Kafka nobody listens on."""
     env = os.environ.copy()
     env.update({
@@ -199,6 +199,8 @@ def scheduler_env(database_url: str, state_dir: Path, *, escalation: dict | None
         "VIGIL_KAFKA_BOOTSTRAP": f"127.0.0.1:{free_port()}",
         "VIGIL_GROUP_INTERVAL_S": str(group_interval_s),
         "VIGIL_REPEAT_S": str(repeat_s),
+        # Tips at once, so that a test sees them (the default waits an hour after the resolution).
+        "VIGIL_TIP_DELAY_S": str(tip_delay_s),
         "VIGIL_PUBLIC_URL": "https://vigil.example.org",
         "VIGIL_LOG_LEVEL": "INFO",
     })

@@ -10,7 +10,7 @@ import psycopg
 import pytest
 
 from tests.integration.databases import own_database_url, recreate
-from tests.integration.outreach_peers import add_member, alert_event, apply_events, raise_alert, sql
+from tests.integration.outreach_peers import add_member, alert_event, apply_events, clear_alert, raise_alert, sql
 from vigil.storage.schema import migrate
 
 pytestmark = pytest.mark.infra
@@ -88,3 +88,21 @@ def test_a_batch_that_fails_plans_no_ladder_and_announces_nothing(database_url, 
     assert listener() == []
     assert sql(database_url, "SELECT count(*) FROM alert_steps s JOIN alerts a ON a.id = s.alert_id "
                "WHERE a.member_id = 's-2'") == [(0,)]
+
+
+def test_the_tip_after_an_incident_waits_an_hour_after_the_resolution(database_url):
+    from alerts.ladder_store import run_followups
+
+    add_member(database_url, "s-tip", urls=["json://127.0.0.1:9/tips"])
+    raised = raise_alert(database_url, "s-tip", escalation=LADDER, alert_type="water_leak", severity="high",
+                         opens_incident=True, evidence={"span_s": 600})
+    clear_alert(database_url, raised)
+    [(resolved_at,)] = sql(database_url, "SELECT resolved_at FROM alerts WHERE id = %s", (raised.alert_id,))
+
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        assert run_followups(conn, resolved_at, tip_delay_s=3600) >= 1
+        assert run_followups(conn, resolved_at) == 0  # done once: the alert is marked followed up
+
+    rows = sql(database_url, "SELECT purpose, status, next_attempt_at - %s FROM outreach WHERE alert_id = %s",
+               (resolved_at, raised.alert_id))
+    assert rows == [("tip", "pending", timedelta(hours=1))]

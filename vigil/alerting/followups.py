@@ -6,6 +6,7 @@ from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from vigil.alerting.facts import AlertFacts, MemberFacts
+from vigil.alerting.quiet_hours import QuietHours, quiet_until
 
 CHECK_IN_AT = time(10, 0)  # member's local time: late enough to be up, early enough to act the same day
 
@@ -40,3 +41,13 @@ def wants_tip(alert: AlertFacts, outcome: str | None, *, member: MemberFacts | N
     if member is not None and not member.consent_outreach:
         return False
     return alert.opens_incident and outcome != "false_alarm"
+
+
+def tip_due(resolved_at: datetime, *, delay_s: int, quiet: QuietHours | None, tz: str) -> datetime:
+    """When the prevention tip goes out: `delay_s` after the alert was resolved, and never in quiet hours.
+
+    Advice lands better once the moment has passed: a member who has just answered "I'm OK" to a leak
+    is still mopping up.
+    """
+    due = resolved_at + timedelta(seconds=delay_s)
+    return quiet_until(quiet, tz, due) or due

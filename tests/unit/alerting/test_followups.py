@@ -8,7 +8,8 @@ from datetime import UTC, datetime
 import pytest
 
 from vigil.alerting.facts import AlertFacts, MemberFacts
-from vigil.alerting.followups import check_in_due, wants_tip
+from vigil.alerting.followups import check_in_due, tip_due, wants_tip
+from vigil.alerting.quiet_hours import parse_quiet_hours
 
 
 def _utc(text: str) -> datetime:
@@ -61,3 +62,17 @@ MEMBER = MemberFacts(id="m-1", name="Anna Meyer", consent_outreach=True)
 def test_wants_tip(opens_incident, outcome, member, wanted):
     alert = _alert("water_leak", "high", "resolved", opens_incident=opens_incident)
     assert wants_tip(alert, outcome, member=member) is wanted
+
+
+@pytest.mark.parametrize(("resolved", "delay_s", "quiet", "tz", "due"), [
+    # An hour after the resolution.
+    ("2025-06-03T12:00", 3600, None, "Europe/Paris", "2025-06-03T13:00"),
+    ("2025-06-03T12:00", 0, None, "Europe/Paris", "2025-06-03T12:00"),
+    # An hour after 21:30 Paris is 22:30, inside 22:00-07:00: at 07:00 Paris (05:00 UTC) the next day.
+    ("2025-06-03T19:30", 3600, ("22:00", "07:00"), "Europe/Paris", "2025-06-04T05:00"),
+    # Outside the quiet hours: the hour is all it waits.
+    ("2025-06-03T10:00", 3600, ("22:00", "07:00"), "Europe/Paris", "2025-06-03T11:00"),
+])
+def test_the_tip_waits_for_the_moment_to_pass_and_for_the_quiet_hours_to_end(resolved, delay_s, quiet, tz, due):
+    hours = parse_quiet_hours({"start": quiet[0], "end": quiet[1]}) if quiet else None
+    assert tip_due(_utc(resolved), delay_s=delay_s, quiet=hours, tz=tz) == _utc(due)
