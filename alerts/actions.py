@@ -15,6 +15,7 @@ from typing import Any
 from psycopg import AsyncConnection, sql
 from psycopg.types.json import Jsonb
 
+from alerts.channels import ALERTS_CHANNEL, LADDER_CHANNEL
 from alerts.queries import get_alert
 from alerts.reply_tokens import find_reply_alert, find_reply_alerts
 from alerts.tasks import complete_call_tasks
@@ -23,8 +24,6 @@ from vigil.alerting.lifecycle import ActionRefused, AlertState, Change, Command,
 from vigil.storage.rows import fetch_all, fetch_one
 
 # What the console and the live queue listen to, and what the scheduler listens to.
-ALERTS_CHANNEL = "vigil_alerts"
-LADDER_CHANNEL = "vigil_ladder"
 
 _LOCK = """
 SELECT status, severity, acknowledged_at, assigned_to, snoozed_until, raised_at

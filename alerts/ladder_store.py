@@ -21,6 +21,7 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
+from alerts.channels import ALERTS_CHANNEL, LADDER_CHANNEL, OUTREACH_CHANNEL
 from alerts.reply_tokens import issue_reply_token_sync, reply_url
 from vigil.alerting.facts import AlertFacts, CareManagerFacts, Contact, MemberFacts
 from vigil.alerting.followups import check_in_due, tip_due, wants_tip
@@ -33,9 +34,6 @@ from vigil.alerting.tips import Tip, load_tips
 
 log = logging.getLogger(__name__)
 
-ALERTS_CHANNEL = "vigil_alerts"
-LADDER_CHANNEL = "vigil_ladder"
-OUTREACH_CHANNEL = "vigil_outreach"
 FOLLOWUPS_BATCH = 100
 
 

@@ -12,10 +12,9 @@ from dataclasses import dataclass
 
 import psycopg
 
+from alerts.channels import ALERTS_CHANNEL
 from alerts.delivery import DeliveryResult
 
-OUTREACH_CHANNEL = "vigil_outreach"
-ALERTS_CHANNEL = "vigil_alerts"
 # Longer than the slowest send the sender makes in one claim (three Apprise tries with their socket
 # timeouts and the waits between them), so a live sender never loses a row it is still sending.
 LEASE_S = 120

@@ -1,4 +1,4 @@
-"""SQL for the alerts table: applying alert events idempotently, and the API's alert queries.
+"""SQL for the alerts table: applying alert events idempotently (the API's reads are in `alerts.queries`).
 
 An episode (one `alert_id`) lands in the row of that id, or, when another episode of the same
 member/device/type was already open, in that open row, whose history then records the episode.
@@ -13,14 +13,14 @@ PostgreSQL delivers both at commit, so a listener never sees a change that was r
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from psycopg import AsyncConnection, sql
+from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
 
+from alerts.channels import ALERTS_CHANNEL, LADDER_CHANNEL
 from alerts.event_decoding import episode_marker, history_entry
 from vigil.alerting.ladder import DEFAULT_LADDER, Ladder, PlannedStep, plan_ladder, replan
 from vigil.alerting.lifecycle import stops_ladder
@@ -88,12 +88,6 @@ _MOVE_STEP = "UPDATE alert_steps SET due_at = %s WHERE alert_id = %s AND step = 
 _STOP_ON_CLEAR = """
 UPDATE alert_steps SET state = 'stopped', note = 'the condition cleared', done_at = %s
 WHERE alert_id = %s AND state = 'pending'
-"""
-ALERTS_CHANNEL = "vigil_alerts"
-LADDER_CHANNEL = "vigil_ladder"
-_ALERT_COLUMNS = """
-a.id::text AS id, a.type, a.severity, a.status, a.member_id, a.device_id, a.triggered_at, a.raised_at,
-a.updated_at, a.cleared_at, a.resolved_at, a.evidence, a.history
 """
 
 
@@ -203,44 +197,3 @@ async def apply_alert_changes(
     """Apply a batch in one transaction, committed when this returns; outcomes in event order."""
     async with conn.transaction():
         return [await apply_alert_change(conn, event, now, ladder=ladder) for event in events]
-
-
-async def list_alerts(
-    conn: AsyncConnection,
-    *,
-    member_id: str | None = None,
-    device_id: str | None = None,
-    status: str | None = None,
-    alert_type: str | None = None,
-    since: datetime | None = None,
-    visible_to: str | None = None,
-    limit: int = 100,
-) -> list[dict[str, Any]]:
-    """Alerts newest raised first; `visible_to` (a care manager id) keeps only that one's members'."""
-    where: list[sql.Composable] = [sql.SQL("TRUE")]
-    params: list[Any] = []
-    for clause, value in (
-        ("a.member_id = %s", member_id),
-        ("a.device_id = %s", device_id),
-        ("a.status = %s", status),
-        ("a.type = %s", alert_type),
-        ("a.raised_at >= %s", since),
-        ("a.member_id IN (SELECT id FROM members WHERE care_manager_id = %s)", visible_to),
-    ):
-        if value is not None:
-            where.append(sql.SQL(clause))
-            params.append(value)
-    query = sql.SQL(
-        "SELECT " + _ALERT_COLUMNS + " FROM alerts a WHERE {} ORDER BY a.raised_at DESC, a.id LIMIT %s"
-    )
-    return await fetch_all(conn, query.format(sql.SQL(" AND ").join(where)), [*params, limit])
-
-
-async def get_alert(conn: AsyncConnection, alert_id: uuid.UUID | str) -> dict[str, Any] | None:
-    """One alert with its member's care manager (`care_manager_id`) for the access check."""
-    return await fetch_one(
-        conn,
-        "SELECT " + _ALERT_COLUMNS + ", m.care_manager_id FROM alerts a "
-        "LEFT JOIN members m ON m.id = a.member_id WHERE a.id = %s",
-        (alert_id,),
-    )

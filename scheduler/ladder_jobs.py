@@ -20,13 +20,13 @@ import psycopg
 from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.base import BaseScheduler
 
+from alerts.channels import LADDER_CHANNEL
 from alerts.ladder_store import OutreachConfig, pending_steps, run_followups, run_step, settle_held
 from vigil.settings import Settings, get_settings
 from vigil.storage.schema import describe
 
 log = logging.getLogger(__name__)
 
-LADDER_CHANNEL = "vigil_ladder"
 RECONCILE_S = 5.0
 STEP_JOBSTORE = "default"
 _WAKE_S = 1.0  # how soon a stop request is noticed

@@ -22,11 +22,11 @@ from dataclasses import dataclass, field
 import psycopg
 from psycopg import sql
 
+from alerts.channels import ALERTS_CHANNEL
 from api.auth import Principal
 
 log = logging.getLogger(__name__)
 
-CHANNEL = "vigil_alerts"
 RESYNC = "resync"
 RECONNECT_PAUSE_S = 2.0
 # notifies() waits at most this long before the connection is checked: a peer that vanished without
@@ -110,7 +110,7 @@ class AlertFeed:
         try:
             alert_id = str(uuid.UUID(payload))
         except ValueError:
-            log.warning("ignoring a %s notification that is not an alert id: %r", CHANNEL, payload[:100])
+            log.warning("ignoring a %s notification that is not an alert id: %r", ALERTS_CHANNEL, payload[:100])
             alert_id = None
         exists, care_manager_id = await self._owner_of(alert_id) if alert_id else (False, None)
         for subscription in list(self._subscribers):
@@ -137,11 +137,11 @@ class AlertFeed:
         async with await psycopg.AsyncConnection.connect(
             self._database_url, autocommit=True, connect_timeout=5
         ) as conn:
-            await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(CHANNEL)))
+            await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(ALERTS_CHANNEL)))
             self.listening.set()
             # Whatever changed while not listening was not heard.
             self.resync_all()
-            log.info("console alert feed listening on %s", CHANNEL)
+            log.info("console alert feed listening on %s", ALERTS_CHANNEL)
             while True:
                 async for notify in conn.notifies(timeout=CHECK_EVERY_S):
                     try:

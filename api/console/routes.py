@@ -21,11 +21,12 @@ from fastapi.responses import FileResponse, HTMLResponse, PlainTextResponse, Red
 from psycopg import AsyncConnection
 
 from alerts.actions import CallDetails, act
+from alerts.channels import ALERTS_CHANNEL
 from alerts.queries import get_alert
 from alerts.tasks import TaskClosed, complete_task, get_task
 from api.auth import Principal
 from api.console import alert_page, queries, session
-from api.console.feed import CHANNEL, RESYNC, AlertFeed
+from api.console.feed import RESYNC, AlertFeed
 from api.console.forms import ACTIONS, FormProblem, command_for, form_fields
 from api.console.templating import TEMPLATES
 from api.deps import EscalationLadder, Pool
@@ -379,5 +380,5 @@ async def _complete(conn: AsyncConnection, task: dict[str, Any], principal: Prin
         return "error", f"{str(e).capitalize()}."
     if task["alert_id"]:
         # Other open consoles of this member's care manager refresh their task list.
-        await conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, task["alert_id"]))
+        await conn.execute("SELECT pg_notify(%s, %s)", (ALERTS_CHANNEL, task["alert_id"]))
     return "ok", f"{'Call' if task['kind'] == 'call' else 'Check-in'} done."

@@ -34,10 +34,9 @@ from tests.integration.console_world import (
     seed_world,
     smoke_alert,
 )
-from tests.integration.databases import own_database_url, recreate
+from tests.integration.databases import fresh_database
 from vigil.alerting.lifecycle import Acknowledge, AddNote, Command
 from vigil.settings import Settings
-from vigil.storage.schema import migrate
 
 pytestmark = pytest.mark.infra
 
@@ -89,8 +88,7 @@ class Server:
 
 @pytest.fixture(scope="module")
 def world() -> World:
-    url = recreate(own_database_url("console_e2e"))
-    migrate(url, retention_days=30)
+    url = fresh_database("console_e2e")
     return seed_world(url, datetime.now(UTC))
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import psycopg
@@ -14,9 +15,7 @@ from fastapi.testclient import TestClient
 from psycopg.types.json import Jsonb
 
 from api.app import create_app
-from tests.integration.databases import own_database_url, recreate
 from vigil.settings import Settings
-from vigil.storage.schema import migrate
 from vigil.tokens import issue_token
 
 ADMIN_TOKEN = "alert-api-admin-token-0123456789abcdef"
@@ -36,13 +35,6 @@ class _Accounts:
 class _CarePlans:
     async def publish(self, event: object) -> None:
         return None
-
-
-def fresh_database(suffix: str) -> str:
-    """A migrated empty database for one test module."""
-    url = recreate(own_database_url(suffix))
-    migrate(url, retention_days=30)
-    return url
 
 
 @contextmanager
@@ -69,6 +61,25 @@ def sql(database_url: str, query: str, params: Sequence[object] = ()) -> list[tu
     with psycopg.connect(database_url) as conn:
         cur = conn.execute(query, params)
         return cur.fetchall() if cur.description else []
+
+
+@dataclass(frozen=True)
+class Case:
+    """A care manager, their member and the member's device, and headers with the care manager's token."""
+
+    care_manager_id: str
+    member_id: str
+    device_id: str
+    headers: dict[str, str]
+
+
+def new_case(client: TestClient, database_url: str, *, member: dict | None = None,
+             device: dict | None = None) -> Case:
+    """A fresh `Case`; `member` and `device` override fields of their registrations."""
+    care_manager = create_care_manager(client)
+    registered = create_member(client, care_manager["id"], **(member or {}))
+    device_id = create_device(client, registered["id"], **(device or {}))
+    return Case(care_manager["id"], registered["id"], device_id, bearer(database_url, care_manager["id"]))
 
 
 def create_care_manager(client: TestClient, **overrides: object) -> dict:

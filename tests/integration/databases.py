@@ -9,7 +9,7 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from vigil.storage.schema import ensure_database
+from vigil.storage.schema import ensure_database, migrate
 
 
 def own_database_url(suffix: str) -> str:
@@ -27,4 +27,11 @@ def recreate(url: str) -> str:
     with psycopg.connect(make_conninfo(url, dbname="postgres"), autocommit=True) as admin:
         admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
     ensure_database(url)
+    return url
+
+
+def fresh_database(suffix: str) -> str:
+    """`own_database_url(suffix)` dropped, created and migrated: an empty schema for one test module."""
+    url = recreate(own_database_url(suffix))
+    migrate(url, retention_days=30)
     return url

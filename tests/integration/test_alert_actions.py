@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import psycopg
@@ -16,18 +15,18 @@ from fastapi.testclient import TestClient
 from alerts.actions import act
 from tests.integration.alert_api import (
     ADMIN,
+    Case,
     bearer,
     create_care_manager,
-    create_device,
-    create_member,
-    fresh_database,
     insert_alert,
     insert_steps,
     insert_task,
+    new_case,
     running_api,
     sql,
     steps_of,
 )
+from tests.integration.databases import fresh_database
 from vigil.alerting.lifecycle import Acknowledge, ActionRefused
 from vigil.timefmt import utc_text
 from vigil.tokens import issue
@@ -48,22 +47,9 @@ def client(database_url: str) -> Iterator[TestClient]:
         yield client
 
 
-@dataclass
-class Case:
-    """A care manager, their member and device, and headers for the care manager's token."""
-
-    care_manager_id: str
-    member_id: str
-    device_id: str
-    headers: dict[str, str]
-
-
 @pytest.fixture
 def case(client: TestClient, database_url: str) -> Case:
-    care_manager = create_care_manager(client)
-    member = create_member(client, care_manager["id"])
-    device = create_device(client, member["id"])
-    return Case(care_manager["id"], member["id"], device, bearer(database_url, care_manager["id"]))
+    return new_case(client, database_url)
 
 
 def new_alert(database_url: str, case: Case, **kwargs: object) -> str:

@@ -9,9 +9,8 @@ from datetime import timedelta
 import psycopg
 import pytest
 
-from tests.integration.databases import own_database_url, recreate
+from tests.integration.databases import fresh_database
 from tests.integration.outreach_peers import add_member, alert_event, apply_events, clear_alert, raise_alert, sql
-from vigil.storage.schema import migrate
 
 pytestmark = pytest.mark.infra
 
@@ -22,9 +21,7 @@ LADDER = {"high": [{"to": "member", "after_s": 0}, {"to": "care_manager", "after
 
 @pytest.fixture(scope="module")
 def database_url() -> str:
-    url = recreate(own_database_url("ladder_store"))
-    migrate(url, retention_days=30)
-    return url
+    return fresh_database("ladder_store")
 
 
 @pytest.fixture

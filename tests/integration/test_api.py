@@ -19,7 +19,8 @@ import pytest
 from fastapi.testclient import TestClient
 from psycopg.types.json import Jsonb
 
-from alerts.store import apply_alert_changes, get_alert
+from alerts.queries import get_alert
+from alerts.store import apply_alert_changes
 from api.app import MAX_BODY_BYTES, create_app
 from api.deps import Pool
 from api.errors import ErrorMessage, FieldErrors

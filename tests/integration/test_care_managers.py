@@ -12,10 +12,10 @@ from tests.integration.alert_api import (
     bearer,
     create_care_manager,
     create_member,
-    fresh_database,
     running_api,
     unique,
 )
+from tests.integration.databases import fresh_database
 from vigil.tokens import issue_token
 
 pytestmark = pytest.mark.infra

@@ -18,9 +18,8 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from api.console.session import COOKIE, FLASH_COOKIE
 from tests.integration.console_world import World, seed_world
-from tests.integration.databases import own_database_url, recreate
+from tests.integration.databases import fresh_database
 from vigil.settings import Settings
-from vigil.storage.schema import migrate
 from vigil.tokens import issue_token, revoke
 
 pytestmark = pytest.mark.infra
@@ -38,8 +37,7 @@ class _Accounts:
 
 @pytest.fixture(scope="module")
 def world() -> World:
-    url = recreate(own_database_url("console"))
-    migrate(url, retention_days=30)
+    url = fresh_database("console")
     return seed_world(url, datetime.now(UTC))
 
 

@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from tests.integration.databases import own_database_url, recreate
+from tests.integration.databases import fresh_database
 from tests.integration.outreach_peers import (
     JsonReceiver,
     SchedulerProcess,
@@ -33,7 +33,6 @@ from tests.integration.outreach_peers import (
     wait_for,
 )
 from vigil.alerting.lifecycle import Acknowledge
-from vigil.storage.schema import migrate
 
 pytestmark = pytest.mark.infra
 
@@ -52,9 +51,7 @@ PATHS = {"member": ("member",), "care_manager": ("cm",), "emergency_contacts": (
 
 @pytest.fixture(scope="module")
 def database_url() -> str:
-    url = recreate(own_database_url("ladder"))
-    migrate(url, retention_days=30)
-    return url
+    return fresh_database("ladder")
 
 
 @pytest.fixture(scope="module")

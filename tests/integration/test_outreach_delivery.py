@@ -15,7 +15,7 @@ from prometheus_client import REGISTRY
 from alerts.ladder_store import OutreachConfig, pending_steps, run_step
 from alerts.outbox import MAX_ATTEMPTS, RETRY_FIRST_S, claim, expire_leases
 from scheduler.sender import Sender
-from tests.integration.databases import own_database_url, recreate
+from tests.integration.databases import fresh_database
 from tests.integration.outreach_peers import (
     JsonReceiver,
     SmtpInbox,
@@ -25,7 +25,6 @@ from tests.integration.outreach_peers import (
     sql,
     wait_for,
 )
-from vigil.storage.schema import migrate
 
 pytestmark = pytest.mark.infra
 
@@ -34,9 +33,7 @@ CONFIG = OutreachConfig(public_url="https://vigil.example.org", group_interval_s
 
 @pytest.fixture(scope="module")
 def database_url() -> str:
-    url = recreate(own_database_url("outreach_delivery"))
-    migrate(url, retention_days=30)
-    return url
+    return fresh_database("outreach_delivery")
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import psycopg
@@ -15,17 +14,15 @@ from fastapi.testclient import TestClient
 from alerts.reply_tokens import issue_reply_token, issue_reply_token_sync, reply_url
 from tests.integration.alert_api import (
     ADMIN,
-    bearer,
-    create_care_manager,
-    create_device,
-    create_member,
-    fresh_database,
+    Case,
     insert_alert,
     insert_steps,
+    new_case,
     running_api,
     sql,
     steps_of,
 )
+from tests.integration.databases import fresh_database
 from vigil.tokens import token_digest
 
 pytestmark = pytest.mark.infra
@@ -42,19 +39,9 @@ def client(database_url: str) -> Iterator[TestClient]:
         yield client
 
 
-@dataclass
-class Case:
-    member_id: str
-    device_id: str
-    headers: dict[str, str]
-
-
 @pytest.fixture
 def case(client: TestClient, database_url: str) -> Case:
-    care_manager = create_care_manager(client)
-    member = create_member(client, care_manager["id"], name="Ada Lovelace", timezone="Europe/Paris")
-    device = create_device(client, member["id"], location="kitchen")
-    return Case(member["id"], device, bearer(database_url, care_manager["id"]))
+    return new_case(client, database_url, member={"timezone": "Europe/Paris"}, device={"location": "kitchen"})
 
 
 def token_for(database_url: str, alert_id: str) -> str:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.databases import own_database_url, recreate
+from tests.integration.databases import fresh_database
 from tests.integration.outreach_peers import (
     JsonReceiver,
     SchedulerProcess,
@@ -28,7 +28,6 @@ from tests.integration.outreach_peers import (
     sql,
     wait_for,
 )
-from vigil.storage.schema import migrate
 
 pytestmark = pytest.mark.infra
 
@@ -44,9 +43,7 @@ TAKEOVER_S = 4
 
 @pytest.fixture(scope="module")
 def database_url() -> str:
-    url = recreate(own_database_url("failover"))
-    migrate(url, retention_days=30)
-    return url
+    return fresh_database("failover")
 
 
 @pytest.fixture

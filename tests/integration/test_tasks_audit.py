@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -11,16 +10,14 @@ from fastapi.testclient import TestClient
 
 from tests.integration.alert_api import (
     ADMIN,
-    bearer,
-    create_care_manager,
-    create_device,
-    create_member,
-    fresh_database,
+    Case,
     insert_alert,
     insert_task,
+    new_case,
     running_api,
     sql,
 )
+from tests.integration.databases import fresh_database
 from vigil.tokens import issue
 
 pytestmark = pytest.mark.infra
@@ -35,21 +32,6 @@ def database_url() -> str:
 def client(database_url: str) -> Iterator[TestClient]:
     with running_api(database_url) as client:
         yield client
-
-
-@dataclass
-class Case:
-    care_manager_id: str
-    member_id: str
-    device_id: str
-    headers: dict[str, str]
-
-
-def new_case(client: TestClient, database_url: str) -> Case:
-    care_manager = create_care_manager(client)
-    member = create_member(client, care_manager["id"], name="Ada Lovelace")
-    device = create_device(client, member["id"])
-    return Case(care_manager["id"], member["id"], device, bearer(database_url, care_manager["id"]))
 
 
 @pytest.fixture
