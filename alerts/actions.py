@@ -15,12 +15,12 @@ from typing import Any
 from psycopg import AsyncConnection, sql
 from psycopg.types.json import Jsonb
 
-from alerts.channels import ALERTS_CHANNEL, LADDER_CHANNEL
 from alerts.queries import get_alert
 from alerts.reply_tokens import find_reply_alert, find_reply_alerts
 from alerts.tasks import complete_call_tasks
 from vigil.alerting.ladder import DEFAULT_LADDER, Ladder, Step, ladder_for
 from vigil.alerting.lifecycle import ActionRefused, AlertState, Change, Command, ConfirmOk, LogCall, decide
+from vigil.channels import ALERTS_CHANNEL, LADDER_CHANNEL
 from vigil.storage.rows import fetch_all, fetch_one
 
 # What the console and the live queue listen to, and what the scheduler listens to.

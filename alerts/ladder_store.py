@@ -21,7 +21,6 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
-from alerts.channels import ALERTS_CHANNEL, LADDER_CHANNEL, OUTREACH_CHANNEL
 from alerts.reply_tokens import issue_reply_token_sync, reply_url
 from vigil.alerting.facts import AlertFacts, CareManagerFacts, Contact, MemberFacts
 from vigil.alerting.followups import check_in_due, tip_due, wants_tip
@@ -31,6 +30,7 @@ from vigil.alerting.messages import Message, compose, compose_tip, wording
 from vigil.alerting.quiet_hours import QuietHours, parse_quiet_hours, quiet_until
 from vigil.alerting.step_policy import Defer, Delivery, Send, Stop, channel_of, decide_step
 from vigil.alerting.tips import Tip, load_tips
+from vigil.channels import ALERTS_CHANNEL, LADDER_CHANNEL, OUTREACH_CHANNEL
 
 log = logging.getLogger(__name__)
 

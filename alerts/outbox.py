@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import psycopg
 
-from alerts.channels import ALERTS_CHANNEL
-from alerts.delivery import DeliveryResult
+from vigil.channels import ALERTS_CHANNEL
+from vigil.delivery import DeliveryResult
 
 # Longer than the slowest send the sender makes in one claim (three Apprise tries with their socket
 # timeouts and the waits between them), so a live sender never loses a row it is still sending.

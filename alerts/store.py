@@ -20,10 +20,10 @@ from typing import Any
 from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
 
-from alerts.channels import ALERTS_CHANNEL, LADDER_CHANNEL
 from alerts.event_decoding import episode_marker, history_entry
 from vigil.alerting.ladder import DEFAULT_LADDER, Ladder, PlannedStep, plan_ladder, replan
 from vigil.alerting.lifecycle import stops_ladder
+from vigil.channels import ALERTS_CHANNEL, LADDER_CHANNEL
 from vigil.events import AlertChanged
 from vigil.storage.rows import fetch_all, fetch_one
 from vigil.telemetry import from_ms

@@ -14,7 +14,8 @@ from psycopg import AsyncConnection, sql
 from vigil.storage.rows import fetch_all, fetch_one
 
 _TASK_COLUMNS = """
-t.id, t.kind, t.status, t.alert_id::text AS alert_id, t.step, t.member_id, m.name AS member_name,
+t.id, t.kind, t.status, t.alert_id::text AS alert_id, t.claim_id::text AS claim_id, t.step, t.member_id,
+m.name AS member_name,
 m.care_manager_id, t.due_at, t.reason, t.created_at, t.done_at, t.done_by, t.note
 """
 _FROM = " FROM tasks t LEFT JOIN members m ON m.id = t.member_id "

@@ -8,11 +8,25 @@ from contextlib import asynccontextmanager
 from fastapi import APIRouter, FastAPI
 from psycopg_pool import AsyncConnectionPool
 
+from api.console.claim_pages import router as console_claims_router
 from api.console.routes import router as console_router
 from api.errors import ServiceUnavailable, install_error_handlers
 from api.health import database_probe
 from api.ports import BackgroundService, BrokerAccounts, CarePlanPublisher, HealthProbe
-from api.routes import alert_actions, alerts, audit, care_managers, devices, gateways, health, members, replies, tasks
+from api.routes import (
+    alert_actions,
+    alerts,
+    audit,
+    care_managers,
+    claim_confirmations,
+    claims,
+    devices,
+    gateways,
+    health,
+    members,
+    replies,
+    tasks,
+)
 from api.routes import care_plans as care_plan_routes
 from vigil.care_plan_events import CarePlanChanged
 from vigil.settings import Settings
@@ -70,13 +84,19 @@ def create_app(
     app.state.care_plans = care_plans or _NoCarePlanPublisher()
     install_error_handlers(app)
     api = APIRouter(prefix=API_PREFIX)
-    for module in (members, care_managers, care_plan_routes, devices, gateways, alerts, alert_actions, tasks, audit):
+    for module in (
+        members, care_managers, care_plan_routes, devices, gateways, alerts, alert_actions, tasks, claims, audit
+    ):
         api.include_router(module.router)
     app.include_router(api)
     app.include_router(health.router)
-    # The care-manager console: pages at `/` and `/alerts/{id}`, its live feed running for the app's lifetime.
+    # The care-manager console: pages at `/`, `/alerts/{id}` and `/claims`, its live feed running for the
+    # app's lifetime.
     app.include_router(console_router)
+    app.include_router(console_claims_router)
+    # The member's one-tap pages: "I'm OK" (`/r/{token}`) and "Send my claim" (`/c/{token}`).
     app.include_router(replies.router)
+    app.include_router(claim_confirmations.router)
     return app
 
 

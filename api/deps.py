@@ -9,6 +9,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from api.ports import BrokerAccounts, CarePlanPublisher
 from vigil.alerting.ladder import Ladder
+from vigil.storage.claims import ClaimSettings
 
 
 def get_pool(request: Request) -> AsyncConnectionPool:
@@ -28,7 +29,13 @@ def get_ladder(request: Request) -> Ladder:
     return request.app.state.settings.ladder
 
 
+def get_claim_settings(request: Request) -> ClaimSettings:
+    """What confirming a claim needs of the settings: the public URL, whether an insurer endpoint is set."""
+    return ClaimSettings.from_settings(request.app.state.settings)
+
+
 Pool = Annotated[AsyncConnectionPool, Depends(get_pool)]
 Accounts = Annotated[BrokerAccounts, Depends(get_accounts)]
 CarePlans = Annotated[CarePlanPublisher, Depends(get_care_plans)]
 EscalationLadder = Annotated[Ladder, Depends(get_ladder)]
+ClaimConfig = Annotated[ClaimSettings, Depends(get_claim_settings)]

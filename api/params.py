@@ -11,7 +11,7 @@ from urllib.parse import urlencode
 from fastapi import Path
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.schemas import AlertStatus, AlertType
+from api.schemas import AlertStatus, AlertType, ClaimStatus
 from vigil.telemetry import DEVICE_ID_PATTERN, METRICS, Rfc3339DateTime
 from vigil.timefmt import utc_text
 
@@ -23,6 +23,8 @@ MemberIdPath = Annotated[str, Path(pattern=DEVICE_ID_PATTERN)]
 DeviceIdPath = Annotated[str, Path(pattern=DEVICE_ID_PATTERN)]
 AlertIdPath = Annotated[str, Path(pattern=ALERT_ID_PATTERN, description="An alert id: a UUID.")]
 CareManagerIdPath = Annotated[str, Path(pattern=DEVICE_ID_PATTERN)]
+# Claim ids are UUIDs too (derived from the incident's id).
+ClaimIdPath = Annotated[str, Path(pattern=ALERT_ID_PATTERN, description="A claim id: a UUID.")]
 # Task ids are PostgreSQL bigserials: anything past their range names no task.
 TaskIdPath = Annotated[int, Path(ge=1, le=2**63 - 1)]
 _Id = Annotated[str, Field(pattern=DEVICE_ID_PATTERN)]
@@ -64,9 +66,20 @@ class TaskFilters(_Filters):
     """`GET /tasks` query parameters."""
 
     status: Literal["open", "done", "cancelled"] = "open"
-    kind: Literal["call", "check_in"] | None = None
+    kind: Literal["call", "check_in", "claim_follow_up"] | None = None
     member_id: _Id | None = None
     limit: Annotated[int, Field(ge=1, le=1000)] = 200
+
+
+class ClaimFilters(_Filters):
+    """`GET /claims` query parameters."""
+
+    member_id: _Id | None = None
+    status: ClaimStatus | None = None
+    green_channel: Annotated[
+        bool | None, Field(description="true: only claims for a dedicated handler; false: only the others")
+    ] = None
+    limit: Annotated[int, Field(ge=1, le=1000)] = 100
 
 
 class AuditFilters(_Filters):

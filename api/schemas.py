@@ -21,7 +21,8 @@ from pydantic import (
 from api.dates import FullDate
 from api.storable import unstorable
 from vigil.broker_accounts import client_id
-from vigil.events import Severity
+from vigil.claims.lifecycle import INSURER_STATUSES, STATUSES
+from vigil.events import IncidentKind, PolicyLine, Severity
 from vigil.rules.catalog import ALERT_TYPES
 from vigil.telemetry import DEVICE_ID_PATTERN
 from vigil.timefmt import utc_text
@@ -316,12 +317,14 @@ class OutreachEntry(BaseModel):
 
 
 class Task(BaseModel):
-    """A care manager's work item: a call to a member who does not use apps, or a check-in after an incident."""
+    """A care manager's work item: a call to a member who does not use apps, a check-in after an incident, or
+    a follow-up after a claim was paid."""
 
     id: int
-    kind: Literal["call", "check_in"]
+    kind: Literal["call", "check_in", "claim_follow_up"]
     status: Literal["open", "done", "cancelled"]
     alert_id: str | None
+    claim_id: str | None = None
     step: int
     member_id: str
     member_name: str | None
@@ -417,3 +420,112 @@ class CarePlanView(CarePlan):
     rules: dict[str, EffectiveRule]
     # Why the stored plan does not apply, when the rules changed since it was stored (the defaults do).
     problems: list[str] = []
+
+
+# Claims (CONTRACT §3, §4): the statuses are the claims core's, the types and lines the incidents'.
+ClaimStatus = Literal[STATUSES]  # type: ignore[valid-type]
+InsurerStatus = Literal[INSURER_STATUSES]  # type: ignore[valid-type]
+
+
+class ClaimLocation(BaseModel):
+    """Where the loss happened: the member's address and the device's room."""
+
+    address: str | None
+    room: str | None
+
+
+class Insured(BaseModel):
+    name: str
+    address: str | None
+    phone: str | None
+    email: str | None
+    birth_date: str | None = None
+
+
+class ClaimEvidence(BaseModel):
+    """Where the evidence package is, its digest, and the checks a claims handler wants answered."""
+
+    url: str = Field(description="`GET` it with a token: the exact bytes whose SHA-256 is `digest`.")
+    digest: str = Field(description="`sha256:` and the hex SHA-256 of the evidence package's bytes.")
+    checks: dict[str, Any] = Field(
+        description="Device registered before the loss, readings continuous around it, wearable worn."
+    )
+
+
+class Acknowledgement(BaseModel):
+    by: str
+    at: UtcDatetime
+
+
+class DeliveryAttempt(BaseModel):
+    """One POST of the claim to the insurer: when, how long, what came back (or why nothing did)."""
+
+    attempt: int
+    at: UtcDatetime
+    duration_ms: int
+    status_code: int | None
+    error: str | None
+    outcome: Literal["delivered", "retry", "failed"]
+
+
+class ClaimDelivery(BaseModel):
+    """The claim's way to the insurer (CONTRACT §4); `held`: no insurer endpoint is configured."""
+
+    status: Literal["pending", "delivered", "failed", "held"]
+    attempts: int
+    next_attempt_at: UtcDatetime | None = Field(description="When the next try is due; null unless pending.")
+    last_error: str | None
+    delivered_at: UtcDatetime | None
+    attempts_log: list[DeliveryAttempt]
+
+
+class Claim(BaseModel):
+    """A claim as Vigil pre-filled it from an incident, with its progress since."""
+
+    # The stored document may hold fields added after this version of the API; they are not published.
+    model_config = ConfigDict(extra="ignore")
+
+    id: str
+    incident_id: str
+    member_id: str
+    alert_id: str | None
+    device_id: str
+    policy_number: str
+    type: IncidentKind
+    line: PolicyLine = Field(description="The policy line that covers this loss.")
+    status: ClaimStatus
+    loss_at: UtcDatetime
+    detected_at: UtcDatetime | None = None
+    ended_at: UtcDatetime | None = Field(None, description="Null when the loss was still going on when built.")
+    duration_s: float | None = None
+    reported_at: UtcDatetime | None = None
+    location: ClaimLocation
+    description: str
+    property_damaged: list[str] = []
+    injuries: str | None = None
+    fire_service_attended: str | None = Field(None, description="Fire claims only; `unknown` until someone says.")
+    emergency_help_dispatched: bool | Literal["unknown"] = "unknown"
+    acknowledged: Acknowledgement | None = None
+    unknowns: list[str] = Field([], description="The fields Vigil could not know, each marked `unknown`.")
+    insured: Insured
+    reported_by: str
+    evidence: ClaimEvidence
+    evidence_digest: str
+    green_channel: bool = Field(description="A serious loss, for a dedicated handler; listed first.")
+    green_channel_reason: str | None = None
+    insurer_claim_number: str | None
+    status_history: list[dict[str, Any]]
+    confirmed_at: UtcDatetime | None
+    confirmed_by: str | None = Field(description="`member`, `consent:auto_claims`, or the care manager or admin.")
+    submitted_at: UtcDatetime | None
+    created_at: UtcDatetime
+    updated_at: UtcDatetime
+    delivery: ClaimDelivery | None = Field(description="Null until the claim is confirmed.")
+
+
+class InsurerAnswerIn(_Input):
+    """`POST /claims/{id}/status`: the insurer's answer, signed in `X-Vigil-Signature`."""
+
+    status: InsurerStatus
+    insurer_claim_number: Annotated[str, Field(min_length=1, max_length=64)] | None = None
+    note: Annotated[str, Field(max_length=2000)] | None = None

@@ -1,4 +1,6 @@
-"""Claims bridge: turns incidents from `vigil.incidents` into pre-filled claims and delivers them.
+"""Claims bridge: incidents from `vigil.incidents` become pre-filled, evidenced claims, delivered once to the insurer.
 
-Not built yet: the detection issue puts incidents on the topic; the claims issue consumes them.
+A consumer stores each incident; a builder decides, once the loss has settled, whether a claim is owed
+and opens it; workers deliver confirmed claims to the insurer's webhook and send the member's notices.
+They meet only through PostgreSQL, so any number of bridges may run side by side.
 """

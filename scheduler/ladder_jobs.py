@@ -20,8 +20,8 @@ import psycopg
 from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.base import BaseScheduler
 
-from alerts.channels import LADDER_CHANNEL
 from alerts.ladder_store import OutreachConfig, pending_steps, run_followups, run_step, settle_held
+from vigil.channels import LADDER_CHANNEL
 from vigil.settings import Settings, get_settings
 from vigil.storage.schema import describe
 

@@ -15,10 +15,10 @@ import psycopg
 from psycopg_pool import ConnectionPool
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_fixed
 
-from alerts.channels import OUTREACH_CHANNEL
-from alerts.delivery import deliver, load_plugins
 from alerts.metrics import OUTREACH_FAILED, OUTREACH_SENT
 from alerts.outbox import OutboxMessage, claim, record
+from vigil.channels import OUTREACH_CHANNEL
+from vigil.delivery import deliver, load_plugins
 from vigil.storage.schema import describe
 
 log = logging.getLogger(__name__)

@@ -29,6 +29,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
+from simulators.demo_claims import AnsweringInsurer, ClaimConfirmer, claims_table
 from simulators.fleet import FleetSummary, Progress, api_client, publish_fleet
 from simulators.inbox import Arrival, Inbox
 from simulators.plan import FleetPlan
@@ -56,6 +57,9 @@ CARE_MANAGER_TIMEZONE = "Europe/London"
 REPLY_LINK = re.compile(r"https?://\S+/r/[A-Za-z0-9_-]+")
 # The ladder's steps plus room for a slow machine.
 OUTREACH_WAIT_S = 90
+# The leak's claim is built once its alert ends (the member's "I'm OK"), confirmed by the member,
+# delivered, accepted and paid: a few seconds each, plus room for a slow machine.
+CLAIM_WAIT_S = 90
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +79,7 @@ class DemoResult:
     counts: Tally
     answered: bool
     escalated: bool
+    claim_paid: bool
 
 
 def tally(database_url: str, prefix: str) -> Tally:
@@ -205,10 +210,12 @@ def run_demo(settings: Settings, token: str, *, console: Console, stay_open: boo
     api_url = f"http://127.0.0.1:{settings.api_port}"
     log_dir = settings.state_dir / "logs"
     show_arrival, answerer = _show_arrival(console), Answerer(console)
+    confirmer = ClaimConfirmer(console, f"/member-{ANSWERING_MEMBER}")
 
     def arrived(arrival: Arrival) -> None:
         show_arrival(arrival)
         answerer.on_arrival(arrival)
+        confirmer.on_arrival(arrival)
 
     inbox = Inbox(on_arrival=arrived).start()
     # The services read these from the environment they inherit.
@@ -216,6 +223,11 @@ def run_demo(settings: Settings, token: str, *, console: Console, stay_open: boo
     os.environ.setdefault("VIGIL_PUBLIC_URL", api_url)
     # The prevention tip a few seconds after the answer rather than an hour, so that the demo shows it.
     os.environ.setdefault("VIGIL_TIP_DELAY_S", "5")
+    insurer = AnsweringInsurer(console, api_url).start()
+    if not os.environ.get("VIGIL_CLAIMS_WEBHOOK_URL"):
+        # Claims go to the stand-in insurer unless an operator named a real endpoint.
+        os.environ["VIGIL_CLAIMS_WEBHOOK_URL"] = insurer.insurer.url
+        os.environ["VIGIL_CLAIMS_WEBHOOK_SECRET"] = insurer.secret
     supervisor = Supervisor(list(SERVICES), log_dir=log_dir)
     supervisor.start()
     # Restarts a service that dies (say, at start-up while a port is still held) until stop().
@@ -265,10 +277,14 @@ def run_demo(settings: Settings, token: str, *, console: Console, stay_open: boo
         if any(a.path == "/care-manager" and answering in a.title for a in inbox.arrivals):
             console.print("[red]the care manager was told of an alert the member had answered[/red]")
             answered = False
+        claim_paid = insurer.wait_paid(CLAIM_WAIT_S)
+        if not claim_paid:
+            console.print("[red]the leak's claim did not reach payment[/red]")
         counts = tally(settings.database_url, prefix)
         _summary(console, summary, counts)
         with api_client(api_url, token) as http:
             console.print(_outreach_table(http, counts))
+            console.print(claims_table(http, sorted(set(provisioned.members.values()))))
         console_token = issue_token(settings.database_url, "care_manager", care_manager)
         console.print(f"\nCare-manager console: {api_url}/  (sign in as {care_manager} with the token "
                       f"{console_token})")
@@ -277,8 +293,9 @@ def run_demo(settings: Settings, token: str, *, console: Console, stay_open: boo
                           f"{api_url}/api/v1/alerts)\nPress Ctrl-C to stop.")
             with contextlib.suppress(KeyboardInterrupt):
                 threading.Event().wait()
-        return DemoResult(counts, answered, escalated)
+        return DemoResult(counts, answered, escalated, claim_paid)
     finally:
         with console.status("stopping services"):
             supervisor.stop()
         inbox.stop()
+        insurer.stop()

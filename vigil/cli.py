@@ -149,7 +149,7 @@ def demo_cmd(
     if len(result.counts.alerts) < len(DEMO_SCENARIOS):
         console.print(f"[red]expected {len(DEMO_SCENARIOS)} alerts, saw {len(result.counts.alerts)}[/red]")
         raise typer.Exit(1)
-    if not (result.answered and result.escalated):
+    if not (result.answered and result.escalated and result.claim_paid):
         raise typer.Exit(1)
 
 

@@ -22,6 +22,7 @@ SERVICES: dict[str, list[str]] = {
     "streams": [sys.executable, "-m", "streams"],
     "api": [sys.executable, "-m", "api"],
     "scheduler": [sys.executable, "-m", "scheduler"],
+    "claims": [sys.executable, "-m", "claims_bridge"],
 }
 _STOP_GRACE_S = 20
 

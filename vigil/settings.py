@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlparse
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from vigil.alerting.ladder import Step, parse_ladder
@@ -67,6 +67,16 @@ class Settings(BaseSettings):
     # How long after an incident's alert is resolved the member's prevention tip goes out.
     tip_delay_s: int = Field(3_600, alias="VIGIL_TIP_DELAY_S", ge=0, le=7 * 86_400)
 
+    # Claims (docs/claims.md): the longest wait for an incident's alert to end before its claim is
+    # built, when a member who has not confirmed a pre-filled claim is reminded, when a delivery that
+    # never succeeds is given up, the longest pause between delivery attempts, and one attempt's limit.
+    claim_settle_s: int = Field(900, alias="VIGIL_CLAIM_SETTLE_S", ge=0, le=86_400)
+    claim_reminder_s: int = Field(86_400, alias="VIGIL_CLAIM_REMINDER_S", ge=1, le=30 * 86_400)
+    claims_give_up_s: int = Field(259_200, alias="VIGIL_CLAIMS_GIVE_UP_S", ge=1, le=90 * 86_400)
+    claims_retry_max_s: float = Field(600.0, alias="VIGIL_CLAIMS_RETRY_MAX_S", ge=0.1, le=86_400)
+    claims_timeout_s: float = Field(10.0, alias="VIGIL_CLAIMS_TIMEOUT_S", ge=0.1, le=300)
+    claims_metrics_port: int = Field(9104, alias="VIGIL_CLAIMS_METRICS_PORT", ge=0, le=65535)
+
     @field_validator("admin_token", "claims_webhook_url", "claims_webhook_secret", "mqtt_admin_password",
                      "mqtt_ingest_password", "escalation", mode="before")
     @classmethod
@@ -88,6 +98,23 @@ class Settings(BaseSettings):
         if parsed.scheme not in ("http", "https") or not parsed.hostname:
             raise ValueError("must look like https://vigil.example.org (the base of links in messages)")
         return value.rstrip("/")
+
+    @field_validator("claims_webhook_url")
+    @classmethod
+    def _webhook_shape(cls, value: str | None) -> str | None:
+        if value is not None:
+            parsed = urlparse(value)
+            if parsed.scheme not in ("http", "https") or not parsed.hostname:
+                raise ValueError("must look like https://claims.insurer.example/fnol (the insurer's claims endpoint)")
+        return value
+
+    @model_validator(mode="after")
+    def _webhook_signed(self) -> Settings:
+        # An unsigned claim cannot be told from a forged one, and no insurer answer could be checked.
+        if self.claims_webhook_url and not self.claims_webhook_secret:
+            raise ValueError("VIGIL_CLAIMS_WEBHOOK_URL is set but VIGIL_CLAIMS_WEBHOOK_SECRET is not: "
+                             "claims are delivered only signed")
+        return self
 
     @field_validator("timescale", mode="before")
     @classmethod
@@ -148,9 +175,12 @@ def get_settings() -> Settings:
     except ValidationError as e:
         problems = []
         for err in e.errors():
-            field = str(err["loc"][0]) if err["loc"] else "?"
-            alias = Settings.model_fields[field].alias if field in Settings.model_fields else field
             # pydantic prefixes a validator's own sentence with "Value error, "; the sentence stands alone.
             message = err["msg"].removeprefix("Value error, ")
+            if not err["loc"]:
+                problems.append(message)  # a rule across variables names them itself
+                continue
+            field = str(err["loc"][0])
+            alias = Settings.model_fields[field].alias if field in Settings.model_fields else field
             problems.append(f"{alias}={err.get('input')!r} is not usable: {message}")
         raise ConfigError("; ".join(problems)) from e

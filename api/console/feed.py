@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 import psycopg
 from psycopg import sql
 
-from alerts.channels import ALERTS_CHANNEL
 from api.auth import Principal
+from vigil.channels import ALERTS_CHANNEL
 
 log = logging.getLogger(__name__)
 

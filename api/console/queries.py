@@ -38,8 +38,8 @@ ORDER BY array_position(ARRAY['critical', 'high', 'medium', 'low'], a.severity),
 LIMIT %(limit)s
 """
 _TASKS = """
-SELECT t.id, t.kind, t.alert_id::text AS alert_id, a.type AS alert_type, t.member_id, m.name AS member_name,
-       m.phone AS member_phone, t.due_at, t.reason
+SELECT t.id, t.kind, t.alert_id::text AS alert_id, a.type AS alert_type, t.claim_id::text AS claim_id,
+       t.member_id, m.name AS member_name, m.phone AS member_phone, t.due_at, t.reason
 FROM tasks t
 LEFT JOIN members m ON m.id = t.member_id
 LEFT JOIN alerts a ON a.id = t.alert_id
@@ -74,7 +74,7 @@ async def queue(conn: AsyncConnection, visible_to: str | None) -> tuple[list[dic
 
 
 async def open_tasks(conn: AsyncConnection, visible_to: str | None) -> list[dict[str, Any]]:
-    """Open call and check-in tasks, soonest due first."""
+    """Open call, check-in and claim follow-up tasks, soonest due first."""
     return await fetch_all(conn, _TASKS, {"visible_to": visible_to, "limit": QUEUE_LIMIT})
 
 

@@ -14,25 +14,24 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import FileResponse, HTMLResponse, PlainTextResponse, RedirectResponse, StreamingResponse
 from psycopg import AsyncConnection
 
 from alerts.actions import CallDetails, act
-from alerts.channels import ALERTS_CHANNEL
 from alerts.queries import get_alert
 from alerts.tasks import TaskClosed, complete_task, get_task
 from api.auth import Principal
 from api.console import alert_page, queries, session
 from api.console.feed import RESYNC, AlertFeed
 from api.console.forms import ACTIONS, FormProblem, command_for, form_fields
-from api.console.templating import TEMPLATES
+from api.console.pages import cross_site, forbidden, principal_of, problem, redirect_with, render, to_sign_in
 from api.deps import EscalationLadder, Pool
 from api.registry_sql import get_care_manager
 from vigil.alerting.ladder import Ladder
 from vigil.alerting.lifecycle import ActionRefused, Assign, Command, LogCall
+from vigil.channels import ALERTS_CHANNEL
 
 # An event stream ends itself after this long and the browser reconnects (after RETRY_MS), reloading
 # what it shows: a server shutting down waits for open responses, and this bounds that wait.
@@ -44,6 +43,7 @@ _STATIC = {
     "icon.svg": "image/svg+xml",
 }
 _STATIC_DIR = Path(__file__).parent / "static"
+_TASK_WORDS = {"call": "Call", "claim_follow_up": "Follow-up"}
 
 
 @asynccontextmanager
@@ -66,75 +66,11 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
 router = APIRouter(lifespan=_lifespan, include_in_schema=False, default_response_class=HTMLResponse)
 
 
-async def _principal(request: Request, pool: Pool) -> Principal | None:
-    try:
-        return await session.signed_in(request, pool)
-    except session.SignedOut:
-        return None
-
-
-async def _render(
-    request: Request, pool: Pool, principal: Principal | None, template: str, context: dict[str, Any],
-    status_code: int = 200,
-) -> Response:
-    """A page in the viewer's time zone, carrying (and clearing) the pending one-time message.
-
-    A fragment (a template named `_...`, fetched by the page script) leaves the message for its page.
-    """
-    now = datetime.now(UTC)
-    viewer = None
-    if principal is not None:
-        async with pool.connection() as conn:
-            viewer = await queries.viewer(conn, principal.care_manager_id)
-    flash = None if template.startswith("_") else session.read_flash(request)
-    response = TEMPLATES.TemplateResponse(
-        request,
-        template,
-        {
-            "principal": principal,
-            "viewer_name": viewer["name"] if viewer else ("Admin" if principal and principal.is_admin else
-                                                           principal and principal.care_manager_id),
-            "tz": (viewer and viewer["timezone"]) or "UTC",
-            "now": now,
-            "flash": flash,
-            **context,
-        },
-        status_code=status_code,
-    )
-    if flash is not None:
-        session.clear_flash(response, request)
-    return response
-
-
-async def _problem(
-    request: Request, pool: Pool, principal: Principal | None, status_code: int, title: str, text: str
-) -> Response:
-    return await _render(request, pool, principal, "problem.html", {"title": title, "text": text}, status_code)
-
-
-async def _forbidden(request: Request, pool: Pool, principal: Principal | None, what: str = "alert") -> Response:
-    return await _problem(
-        request, pool, principal, 403, "Not your member",
-        f"This {what} is about a member who is not assigned to you, so the console will not show it. "
-        "If you need to act on it, ask the member's care manager or an admin.",
-    )
-
-
 async def _not_found(request: Request, pool: Pool, principal: Principal | None) -> Response:
-    return await _problem(
+    return await problem(
         request, pool, principal, 404, "No such alert",
         "There is no alert at this address. It may have been mistyped; the queue lists every open alert.",
     )
-
-
-def _to_sign_in(request: Request) -> Response:
-    return RedirectResponse("/?next=" + quote(request.url.path), status_code=303)
-
-
-def _redirect_with(request: Request, target: str, kind: str, text: str) -> Response:
-    response = RedirectResponse(target, status_code=303)
-    session.set_flash(response, request, kind, text)
-    return response
 
 
 def _alert_uuid(alert_id: str) -> str | None:
@@ -150,12 +86,12 @@ async def home(request: Request, pool: Pool) -> Response:
     try:
         principal = await session.signed_in(request, pool)
     except session.SignedOut as e:
-        response = await _render(request, pool, None, "sign_in.html",
-                                 {"reason": e.reason, "next": session.local_path(request.query_params.get("next"))})
+        response = await render(request, pool, None, "sign_in.html",
+                                {"reason": e.reason, "next": session.local_path(request.query_params.get("next"))})
         if e.reason is not None:
             session.end_session(response, request)
         return response
-    return await _render(request, pool, principal, "queue.html", await _queue_context(request, pool, principal))
+    return await render(request, pool, principal, "queue.html", await _queue_context(request, pool, principal))
 
 
 async def _queue_context(request: Request, pool: Pool, principal: Principal) -> dict[str, Any]:
@@ -173,16 +109,16 @@ async def sign_in(request: Request, pool: Pool) -> Response:
     fields = form_fields(await request.body())
     target = session.local_path(fields.get("next"))
     if not session.same_origin(request):
-        return await _problem(request, pool, None, 403, "Sign-in refused",
-                              "The sign-in form was posted from another site.")
+        return await problem(request, pool, None, 403, "Sign-in refused",
+                             "The sign-in form was posted from another site.")
     token = fields.get("token", "").strip()
     try:
         if not token:
             raise session.SignedOut("no token was entered")
         await session.check_token(request, pool, token)
     except session.SignedOut as e:
-        return await _render(request, pool, None, "sign_in.html",
-                             {"error": f"That token was not accepted: {e.reason}.", "next": target}, 401)
+        return await render(request, pool, None, "sign_in.html",
+                            {"error": f"That token was not accepted: {e.reason}.", "next": target}, 401)
     response = RedirectResponse(target, status_code=303)
     session.start_session(response, request, token)
     return response
@@ -200,16 +136,16 @@ async def sign_out(request: Request) -> Response:
 @router.get("/console/queue")
 async def queue_fragment(request: Request, pool: Pool) -> Response:
     """The queue and task lists alone, for the page script to swap in when something changed."""
-    principal = await _principal(request, pool)
+    principal = await principal_of(request, pool)
     if principal is None:
         return PlainTextResponse("sign in first", 401)
-    return await _render(request, pool, principal, "_queue.html", await _queue_context(request, pool, principal))
+    return await render(request, pool, principal, "_queue.html", await _queue_context(request, pool, principal))
 
 
 @router.get("/console/events")
 async def events(request: Request, pool: Pool) -> Response:
     """Server-sent events: the id of each alert of the caller's that changed, or `resync`."""
-    principal = await _principal(request, pool)
+    principal = await principal_of(request, pool)
     if principal is None:
         return PlainTextResponse("sign in first", 401)
     feed: AlertFeed = request.app.state.console_feed
@@ -266,16 +202,16 @@ async def _visible_alert(conn: AsyncConnection, principal: Principal, alert_id: 
 
 async def _refused(request: Request, pool: Pool, principal: Principal, status_code: int) -> Response:
     if status_code == 403:
-        return await _forbidden(request, pool, principal)
+        return await forbidden(request, pool, principal)
     return await _not_found(request, pool, principal)
 
 
 @router.get("/alerts/{alert_id}")
 async def alert_view(alert_id: str, request: Request, pool: Pool) -> Response:
     """One alert: member card, chart, evidence, history, outreach and the actions."""
-    principal = await _principal(request, pool)
+    principal = await principal_of(request, pool)
     if principal is None:
-        return _to_sign_in(request)
+        return to_sign_in(request)
     if (uid := _alert_uuid(alert_id)) is None:
         return await _not_found(request, pool, principal)
     now = datetime.now(UTC)
@@ -289,13 +225,13 @@ async def alert_view(alert_id: str, request: Request, pool: Pool) -> Response:
             page = await alert_page.full_page(conn, alert, principal, tz, now)
     if alert is None:
         return await _refused(request, pool, principal, status_code)
-    return await _render(request, pool, principal, "alert.html", {**page, "feed_position": position})
+    return await render(request, pool, principal, "alert.html", {**page, "feed_position": position})
 
 
 @router.get("/alerts/{alert_id}/live")
 async def alert_live(alert_id: str, request: Request, pool: Pool) -> Response:
     """The parts of an alert's page that change while it is open, for the page script to swap in."""
-    principal = await _principal(request, pool)
+    principal = await principal_of(request, pool)
     if principal is None:
         return PlainTextResponse("sign in first", 401)
     if (uid := _alert_uuid(alert_id)) is None:
@@ -307,33 +243,33 @@ async def alert_live(alert_id: str, request: Request, pool: Pool) -> Response:
             live = await alert_page.live_part(conn, alert)
     if alert is None:
         return PlainTextResponse("not shown", status_code)
-    return await _render(request, pool, principal, "_alert_live.html",
-                         {**live, "member_name": member["name"] if member else None})
+    return await render(request, pool, principal, "_alert_live.html",
+                        {**live, "member_name": member["name"] if member else None})
 
 
 @router.post("/alerts/{alert_id}/{action}")
 async def alert_action(alert_id: str, action: str, request: Request, pool: Pool, ladder: EscalationLadder) -> Response:
     """Acknowledge, resolve, note, assign, snooze, escalate or log a call; back to the alert's page."""
-    principal = await _principal(request, pool)
+    principal = await principal_of(request, pool)
     if principal is None:
-        return _to_sign_in(request)
+        return to_sign_in(request)
     if (uid := _alert_uuid(alert_id)) is None or action not in ACTIONS:
         return await _not_found(request, pool, principal)
     if not session.same_origin(request):
-        return await _problem(request, pool, principal, 403, "Refused", "This form was posted from another site.")
+        return await cross_site(request, pool, principal)
     page = f"/alerts/{uid}"
     try:
         fields = form_fields(await request.body())
         command, done = command_for(action, fields, principal.actor)
     except FormProblem as e:
-        return _redirect_with(request, page, "error", str(e))
+        return redirect_with(request, page, "error", str(e))
     async with pool.connection() as conn:
         alert, status_code = await _visible_alert(conn, principal, uid)
         if alert is not None:
             kind, text = await _apply(conn, uid, command, fields, ladder)
     if alert is None:
         return await _refused(request, pool, principal, status_code)
-    return _redirect_with(request, page, kind, done if kind == "ok" else text)
+    return redirect_with(request, page, kind, done if kind == "ok" else text)
 
 
 async def _apply(
@@ -355,21 +291,21 @@ async def _apply(
 @router.post("/console/tasks/{task_id}/done")
 async def task_done(task_id: int, request: Request, pool: Pool) -> Response:
     """Tick off a call or check-in task; back to the queue."""
-    principal = await _principal(request, pool)
+    principal = await principal_of(request, pool)
     if principal is None:
-        return _to_sign_in(request)
+        return to_sign_in(request)
     if not session.same_origin(request):
-        return await _problem(request, pool, principal, 403, "Refused", "This form was posted from another site.")
+        return await cross_site(request, pool, principal)
     async with pool.connection() as conn, conn.transaction():
         task = await get_task(conn, task_id, lock=True)
         allowed = task is not None and principal.may_see(task["care_manager_id"])
         if allowed:
             kind, text = await _complete(conn, task, principal)
     if task is None:
-        return _redirect_with(request, "/", "error", "That task no longer exists.")
+        return redirect_with(request, "/", "error", "That task no longer exists.")
     if not allowed:
-        return await _forbidden(request, pool, principal, "task")
-    return _redirect_with(request, "/", kind, text)
+        return await forbidden(request, pool, principal, "task")
+    return redirect_with(request, "/", kind, text)
 
 
 async def _complete(conn: AsyncConnection, task: dict[str, Any], principal: Principal) -> tuple[str, str]:
@@ -381,4 +317,4 @@ async def _complete(conn: AsyncConnection, task: dict[str, Any], principal: Prin
     if task["alert_id"]:
         # Other open consoles of this member's care manager refresh their task list.
         await conn.execute("SELECT pg_notify(%s, %s)", (ALERTS_CHANNEL, task["alert_id"]))
-    return "ok", f"{'Call' if task['kind'] == 'call' else 'Check-in'} done."
+    return "ok", f"{_TASK_WORDS.get(task['kind'], 'Check-in')} done."

@@ -46,7 +46,8 @@ def _who(context: Context, actor: Any) -> str:
         return "an admin"
     if text == "member":
         return context.get("member_name") or "the member"
-    return {"vigil": "Vigil", "": "Vigil"}.get(text, text)
+    return {"vigil": "Vigil", "": "Vigil", "insurer": "the insurer",
+            "consent:auto_claims": "the member's standing consent"}.get(text, text)
 
 
 @pass_context
@@ -76,5 +77,8 @@ TEMPLATES.env.filters.update(
     status_words=lambda s: words.STATUS_WORDS.get(s, s),
     outcome_words=lambda s: words.OUTCOME_WORDS.get(s, s),
     recipient_words=lambda s: words.RECIPIENT_WORDS.get(s, s),
+    claim_type_words=lambda s: words.CLAIM_TYPE_WORDS.get(s, s),
+    claim_status_words=lambda s: words.CLAIM_STATUS_WORDS.get(s, s),
+    delivery_words=lambda s: words.DELIVERY_WORDS.get(s, s),
 )
 TEMPLATES.env.globals.update(outcomes=words.OUTCOME_WORDS)

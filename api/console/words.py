@@ -1,4 +1,5 @@
-"""The console's plain words: alert types, statuses, durations, and why a rule raised an alert.
+"""The console's plain words: alert and claim types, statuses, durations, why a rule raised an alert, and
+what a claim's evidence checks found.
 
 Pure: templates call these through the filters `api.console.templating` registers.
 """
@@ -40,6 +41,23 @@ RECIPIENT_WORDS = {
     "care_manager": "Care manager",
     "emergency_contacts": "Emergency contacts",
     "emergency_contact": "Emergency contact",
+}
+CLAIM_TYPE_WORDS = {"water_damage": "Water damage", "fire": "Fire", "accident": "Accident"}
+CLAIM_STATUS_WORDS = {
+    "prefilled": "Pre-filled",
+    "confirmed": "Confirmed",
+    "submitted": "Submitted",
+    "accepted": "Accepted",
+    "needs_info": "Needs information",
+    "rejected": "Rejected",
+    "paid": "Paid",
+    "failed": "Delivery failed",
+}
+DELIVERY_WORDS = {
+    "pending": "Being delivered",
+    "delivered": "Delivered",
+    "failed": "Given up",
+    "held": "Held: no insurer endpoint is configured",
 }
 SEVERITY_RANK = {"critical": 0, "high": 1, "medium": 2, "low": 3}
 
@@ -315,3 +333,34 @@ def _offline(evidence: Mapping[str, Any], params: Mapping[str, Any], tz: str, no
         usual = f" (it reports every {duration(every)})" if every else ""
         sentences.append(f"Vigil raises this alert after {duration(params['threshold_s'])} of silence{usual}.")
     return sentences
+
+
+def claim_checks(checks: Mapping[str, Any], claim_type: str, tz: str, now: datetime) -> list[tuple[str, str, str]]:
+    """(what was checked, what was found, `ok`|`bad`|`unknown`) for each of a claim's consistency checks."""
+    lines: list[tuple[str, str, str]] = []
+    if "device_registered_before_loss" in checks:
+        before = bool(checks["device_registered_before_loss"])
+        registered = parse_time(checks.get("device_registered_at"))
+        when = f", registered {clock(registered, tz, now)}" if registered else ""
+        lines.append(("Device registered before the loss", f"{'Yes' if before else 'No'}{when}",
+                      "ok" if before else "bad"))
+    if "readings_continuous" in checks:
+        lines.append(("Readings continuous before the loss", *_continuity(checks)))
+    if isinstance(checks.get("readings_before_loss"), int):
+        count = checks["readings_before_loss"]
+        lines.append(("Readings in the 30 minutes before", str(count), "ok" if count else "bad"))
+    worn = checks.get("wearable_worn")
+    if worn is not None or (claim_type == "accident" and "wearable_worn" in checks):
+        found = {True: ("Yes", "ok"), False: ("No: it was off the wrist", "bad")}.get(worn, ("Not reported", "unknown"))
+        lines.append(("Wearable worn at the time", *found))
+    return lines
+
+
+def _continuity(checks: Mapping[str, Any]) -> tuple[str, str]:
+    gap, allowed = checks.get("largest_gap_s"), checks.get("allowed_gap_s")
+    limit = f" ({duration(allowed)} allowed)" if isinstance(allowed, int | float) else ""
+    if not isinstance(gap, int | float):
+        return "No: there were no readings before the loss", "bad"
+    if checks["readings_continuous"]:
+        return f"Yes: the longest gap was {duration(gap)}{limit}", "ok"
+    return f"No: a gap of {duration(gap)}{limit}", "bad"

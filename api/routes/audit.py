@@ -22,7 +22,7 @@ router = APIRouter(prefix="/audit", tags=["audit"])
     responses=error_responses(401, 403, 422, 503, _403="Only an admin token may read the audit log."),
 )
 async def read_audit(_: Admin, pool: Pool, filters: Annotated[AuditFilters, Query()]) -> list[AuditEntry]:
-    """Reads of health data (readings, alerts, member cards), newest first."""
+    """Reads of health data (readings, alerts, member cards, claims and their evidence), newest first."""
     async with pool.connection() as conn:
         rows = await list_reads(conn, member_id=filters.member_id, since=filters.since, limit=filters.limit)
     return [AuditEntry.model_validate(r) for r in rows]

@@ -86,6 +86,7 @@ def migrate(database_url: str, *, retention_days: int, timescale: TimescaleMode 
                     ("0005_message_digests", _migration_sql("0005_message_digests.sql")),
                     ("0006_token_lifetimes", _migration_sql("0006_token_lifetimes.sql")),
                     ("0007_outreach", _migration_sql("0007_outreach.sql")),
+                    ("0008_claims", _migration_sql("0008_claims.sql")),
                 ]
                 for name, body in steps:
                     if name in done:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from alerts.delivery import DeliveryResult, deliver
 from alerts.outbox import MAX_ATTEMPTS, RETRY_CAP_S, Outcome, outcome_of, retry_delay_s
+from vigil.delivery import DeliveryResult, deliver
 
 DOWN = DeliveryResult(ok=False, reason="A Connection error occurred sending JSON notification to 127.0.0.1.")
 

@@ -25,8 +25,16 @@ CONTRACT_CALLS = [
     ("post", "/api/v1/alerts/{alert_id}/notes"),
     ("post", "/api/v1/alerts/{alert_id}/assign"),
     ("get", "/api/v1/alerts/{alert_id}/outreach"),
+    ("get", "/api/v1/claims"),
+    ("get", "/api/v1/claims/{claim_id}"),
+    ("get", "/api/v1/claims/{claim_id}/evidence"),
+    ("get", "/api/v1/claims/{claim_id}/fhir"),
+    ("post", "/api/v1/claims/{claim_id}/confirm"),
+    ("post", "/api/v1/claims/{claim_id}/status"),
     ("get", "/health"),
 ]
+# The insurer's answer is signed over its body instead of carrying a token (CONTRACT §3, §4).
+SIGNED_CALLS = {("post", "/api/v1/claims/{claim_id}/status")}
 
 
 @pytest.fixture(scope="module")
@@ -44,8 +52,19 @@ def test_api_calls_require_a_bearer_token(schema):
     assert any(s.get("scheme", "").lower() == "bearer" for s in schemes)
     for path, operations in schema["paths"].items():
         if path.startswith("/api/v1"):
-            for operation in operations.values():
-                assert operation.get("security"), f"{path} is not marked as needing a token"
+            for method, operation in operations.items():
+                schemes = {name for requirement in operation.get("security", []) for name in requirement}
+                expected = {"InsurerSignature"} if (method, path) in SIGNED_CALLS else {"HTTPBearer"}
+                assert schemes == expected, f"{method.upper()} {path} is not marked as needing {expected}"
+
+
+def test_the_insurers_answer_is_published_as_signed_over_its_body(schema):
+    scheme = schema["components"]["securitySchemes"]["InsurerSignature"]
+    assert (scheme["type"], scheme["in"], scheme["name"]) == ("apiKey", "header", "X-Vigil-Signature")
+    body = schema["paths"]["/api/v1/claims/{claim_id}/status"]["post"]["requestBody"]
+    fields = body["content"]["application/json"]["schema"]["properties"]
+    assert set(fields) == {"status", "insurer_claim_number", "note"}
+    assert fields["status"]["enum"] == ["accepted", "needs_info", "rejected", "paid"]
 
 
 def test_device_query_filters_are_documented(schema):
@@ -78,6 +97,12 @@ ERROR_STATUSES = {
     ("get", "/api/v1/alerts/{alert_id}/outreach"): {403, 404},
     ("get", "/api/v1/tasks"): {403},
     ("post", "/api/v1/tasks/{task_id}/done"): {403, 404, 409, 413},
+    ("get", "/api/v1/claims"): {403},
+    ("get", "/api/v1/claims/{claim_id}"): {403, 404},
+    ("get", "/api/v1/claims/{claim_id}/evidence"): {403, 404},
+    ("get", "/api/v1/claims/{claim_id}/fhir"): {403, 404},
+    ("post", "/api/v1/claims/{claim_id}/confirm"): {403, 404, 409},
+    ("post", "/api/v1/claims/{claim_id}/status"): {404, 409, 413},
     ("get", "/api/v1/audit"): {403},
 }
 
@@ -127,6 +152,7 @@ def test_the_body_a_validation_error_becomes_fits_the_declared_schema():
         ("/api/v1/alerts/{alert_id}", "alert_id"),
         ("/api/v1/members/{member_id}", "member_id"),
         ("/api/v1/devices/{device_id}/readings", "device_id"),
+        ("/api/v1/claims/{claim_id}", "claim_id"),
     ],
 )
 def test_path_ids_are_published_with_the_pattern_they_are_checked_against(schema, path, name):

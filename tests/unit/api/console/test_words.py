@@ -159,3 +159,44 @@ def test_a_silent_device_is_explained_with_how_long_it_has_been_quiet() -> None:
         "No message from the device since 13:45 (44 min ago).",
         "Vigil raises this alert after 15 min of silence (it reports every 5 min).",
     ]
+
+
+_CHECKED = {"device_registered_before_loss": True, "device_registered_at": "2026-10-01T08:00:00Z",
+            "readings_continuous": True, "largest_gap_s": 60.0, "allowed_gap_s": 750.0, "readings_before_loss": 30,
+            "wearable_worn": None}
+
+
+@pytest.mark.parametrize(
+    ("checks", "claim_type", "lines"),
+    [
+        (_CHECKED, "water_damage", [
+            ("Device registered before the loss", "Yes, registered 1 Oct 09:00", "ok"),
+            ("Readings continuous before the loss", "Yes: the longest gap was 60 s (12 min allowed)", "ok"),
+            ("Readings in the 30 minutes before", "30", "ok"),
+        ]),
+        ({**_CHECKED, "device_registered_before_loss": False, "device_registered_at": "2026-11-22T14:10:00Z",
+          "readings_continuous": False, "largest_gap_s": 1500.0, "readings_before_loss": 2}, "fire", [
+            ("Device registered before the loss", "No, registered 14:10", "bad"),
+            ("Readings continuous before the loss", "No: a gap of 25 min (12 min allowed)", "bad"),
+            ("Readings in the 30 minutes before", "2", "ok"),
+        ]),
+        ({**_CHECKED, "readings_continuous": False, "largest_gap_s": None, "readings_before_loss": 0}, "fire", [
+            ("Device registered before the loss", "Yes, registered 1 Oct 09:00", "ok"),
+            ("Readings continuous before the loss", "No: there were no readings before the loss", "bad"),
+            ("Readings in the 30 minutes before", "0", "bad"),
+        ]),
+        # A wearable's claim says whether it was worn, or that nothing said so.
+        ({**_CHECKED, "wearable_worn": None}, "accident", [
+            ("Device registered before the loss", "Yes, registered 1 Oct 09:00", "ok"),
+            ("Readings continuous before the loss", "Yes: the longest gap was 60 s (12 min allowed)", "ok"),
+            ("Readings in the 30 minutes before", "30", "ok"),
+            ("Wearable worn at the time", "Not reported", "unknown"),
+        ]),
+        ({"wearable_worn": False}, "accident", [("Wearable worn at the time", "No: it was off the wrist", "bad")]),
+        ({"wearable_worn": True}, "accident", [("Wearable worn at the time", "Yes", "ok")]),
+        ({}, "water_damage", []),
+    ],
+)
+def test_a_claims_checks_read_as_findings(checks: dict, claim_type: str, lines: list[tuple[str, str, str]]) -> None:
+    # 1 October is in summer time in London: 08:00 UTC is 09:00 there.
+    assert words.claim_checks(checks, claim_type, "Europe/London", NOW) == lines
