@@ -529,3 +529,6 @@ class InsurerAnswerIn(_Input):
     status: InsurerStatus
     insurer_claim_number: Annotated[str, Field(min_length=1, max_length=64)] | None = None
     note: Annotated[str, Field(max_length=2000)] | None = None
+    # The signature covers the body only, so an answer naming its claim cannot be replayed onto another.
+    claim_id: Annotated[str | None, Field(
+        description="the claim the answer is about; when given it must be the id in the path")] = None

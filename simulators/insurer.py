@@ -107,7 +107,7 @@ class Insurer:
     def answer(self, api_url: str, claim_id: str, status: str, *, number: str | None = None,
                note: str | None = None) -> httpx.Response:
         """Tell Vigil how the claim stands, signed as Vigil expects (`POST /api/v1/claims/{id}/status`)."""
-        body = {"status": status}
+        body = {"status": status, "claim_id": claim_id}
         if number:
             body["insurer_claim_number"] = number
         if note:

@@ -31,7 +31,7 @@ from api.claim_queries import (
     list_claims,
 )
 from api.deps import ClaimConfig, Pool
-from api.errors import error_responses
+from api.errors import FieldError, error_responses
 from api.params import ClaimFilters, ClaimIdPath
 from api.registry_sql import get_member
 from api.schemas import Claim, InsurerAnswerIn
@@ -202,6 +202,8 @@ async def insurer_answer(
     if not signing.verify(request.app.state.settings.claims_webhook_secret, raw, signature):
         raise HTTPException(401, "the answer is not signed with the claims secret (X-Vigil-Signature)")
     answer = _answer(raw)
+    if answer.claim_id is not None and answer.claim_id != claim_id:
+        raise FieldError("claim_id", f"the answer is about claim {answer.claim_id!r}, not {claim_id!r}")
     async with pool.connection() as conn:
         async with conn.transaction():
             if await get_claim(conn, claim_id, lock=True) is None:

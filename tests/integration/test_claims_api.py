@@ -299,3 +299,17 @@ def test_a_signed_answer_is_still_checked(client: TestClient, database_url: str,
     unknown = answer(client, "00000000-0000-0000-0000-000000000000", {"status": "accepted"})
     assert unknown.status_code == 404
     assert claim_of(client, prefilled.id)["status"] == "prefilled"
+
+
+def test_an_answer_naming_its_claim_cannot_be_replayed_onto_another(
+    client: TestClient, database_url: str, case: Case
+) -> None:
+    first = insert_claim(database_url, case.member_id, case.device_id, status="submitted")
+    second = insert_claim(database_url, case.member_id, case.device_id, status="submitted")
+    paid = {"status": "paid", "claim_id": first.id}
+
+    replayed = answer(client, second.id, paid)
+
+    assert replayed.status_code == 422 and replayed.json()["detail"][0]["field"] == "claim_id"
+    assert claim_of(client, second.id)["status"] == "submitted"
+    assert answer(client, first.id, {"status": "accepted", "claim_id": first.id}).status_code == 200

@@ -63,7 +63,7 @@ def test_the_insurers_answer_is_published_as_signed_over_its_body(schema):
     assert (scheme["type"], scheme["in"], scheme["name"]) == ("apiKey", "header", "X-Vigil-Signature")
     body = schema["paths"]["/api/v1/claims/{claim_id}/status"]["post"]["requestBody"]
     fields = body["content"]["application/json"]["schema"]["properties"]
-    assert set(fields) == {"status", "insurer_claim_number", "note"}
+    assert set(fields) == {"status", "insurer_claim_number", "note", "claim_id"}
     assert fields["status"]["enum"] == ["accepted", "needs_info", "rejected", "paid"]
 
 
