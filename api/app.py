@@ -23,6 +23,7 @@ from api.routes import (
     devices,
     gateways,
     health,
+    incidents,
     members,
     replies,
     tasks,
@@ -85,7 +86,8 @@ def create_app(
     install_error_handlers(app)
     api = APIRouter(prefix=API_PREFIX)
     for module in (
-        members, care_managers, care_plan_routes, devices, gateways, alerts, alert_actions, tasks, claims, audit
+        members, care_managers, care_plan_routes, devices, gateways, alerts, alert_actions, tasks, claims, incidents,
+        audit,
     ):
         api.include_router(module.router)
     app.include_router(api)

@@ -18,6 +18,7 @@ READ_CLAIM = "read_claim"
 LIST_CLAIMS = "list_claims"
 READ_CLAIM_EVIDENCE = "read_claim_evidence"
 READ_CLAIM_FHIR = "read_claim_fhir"
+LIST_INCIDENTS = "list_incidents"
 
 # The delivery's next try only means something while it is pending; its attempts oldest first.
 _COLUMNS = """
@@ -79,6 +80,38 @@ async def list_claims(
     query = sql.SQL("SELECT " + _COLUMNS + _FROM + "WHERE {}" + _ORDER + " LIMIT %s")
     rows = await fetch_all(conn, query.format(sql.SQL(" AND ").join(where)), [*params, limit])
     return [_view(row) for row in rows]
+
+
+_INCIDENT_COLUMNS = """
+i.id::text AS id, i.kind, i.covered_by, i.member_id, i.device_id, i.alert_id::text AS alert_id, i.location,
+i.started_at, i.detected_at, i.received_at, i.build_due_at, i.decided_at, i.claim_id::text AS claim_id, i.decision
+FROM incidents i LEFT JOIN members m ON m.id = i.member_id
+"""
+# What each `outcome` filter keeps: a claim opened, decided without one (and why), or still to decide.
+_INCIDENT_OUTCOMES = {
+    "claim": "i.claim_id IS NOT NULL",
+    "no_claim": "i.decided_at IS NOT NULL AND i.claim_id IS NULL",
+    "pending": "i.decided_at IS NULL",
+}
+
+
+async def list_incidents(
+    conn: AsyncConnection,
+    *,
+    member_id: str | None = None,
+    outcome: str | None = None,
+    visible_to: str | None = None,
+    limit: int = 100,
+) -> list[dict[str, Any]]:
+    """Incidents newest first, each with what became of it; `visible_to` keeps one care manager's members'."""
+    where: list[sql.Composable] = [sql.SQL(_INCIDENT_OUTCOMES[outcome]) if outcome else sql.SQL("TRUE")]
+    params: list[Any] = []
+    for clause, value in (("i.member_id = %s", member_id), ("m.care_manager_id = %s", visible_to)):
+        if value is not None:
+            where.append(sql.SQL(clause))
+            params.append(value)
+    query = sql.SQL("SELECT " + _INCIDENT_COLUMNS + "WHERE {} ORDER BY i.received_at DESC, i.id LIMIT %s")
+    return await fetch_all(conn, query.format(sql.SQL(" AND ").join(where)), [*params, limit])
 
 
 async def claim_evidence(conn: AsyncConnection, claim_id: str) -> dict[str, Any] | None:

@@ -82,6 +82,18 @@ class ClaimFilters(_Filters):
     limit: Annotated[int, Field(ge=1, le=1000)] = 100
 
 
+class IncidentFilters(_Filters):
+    """`GET /incidents` query parameters."""
+
+    member_id: _Id | None = None
+    outcome: Annotated[
+        Literal["claim", "no_claim", "pending"] | None,
+        Field(description="claim: a claim was opened; no_claim: none was owed or it could not be built "
+                          "(`decision` says why); pending: waiting for its alert to end"),
+    ] = None
+    limit: Annotated[int, Field(ge=1, le=1000)] = 100
+
+
 class AuditFilters(_Filters):
     """`GET /audit` query parameters."""
 

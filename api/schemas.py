@@ -532,3 +532,22 @@ class InsurerAnswerIn(_Input):
     # The signature covers the body only, so an answer naming its claim cannot be replayed onto another.
     claim_id: Annotated[str | None, Field(
         description="the claim the answer is about; when given it must be the id in the path")] = None
+
+
+class Incident(BaseModel):
+    """A loss the rules found (`vigil.incidents`) and what became of it: a claim, or none and why."""
+
+    id: str
+    kind: IncidentKind
+    covered_by: PolicyLine = Field(description="The policy line that would have to cover it.")
+    member_id: str
+    device_id: str
+    alert_id: str
+    location: str | None
+    started_at: UtcDatetime = Field(description="Event time at which the loss began.")
+    detected_at: UtcDatetime
+    received_at: UtcDatetime = Field(description="When the claims bridge recorded it.")
+    build_due_at: UtcDatetime = Field(description="The latest its claim is built, if its alert has not ended.")
+    decided_at: UtcDatetime | None = Field(None, description="Null while waiting for its alert to end.")
+    claim_id: str | None = None
+    decision: str | None = Field(None, description="`claim opened`, or why no claim was opened, in words.")

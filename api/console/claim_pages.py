@@ -8,6 +8,7 @@ are. The confirm form answers with a redirect and a one-time message, like the a
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 from fastapi import APIRouter, Request, Response
@@ -22,7 +23,7 @@ from api.console.alert_page import CONSOLE
 from api.console.pages import cross_site, forbidden, principal_of, problem, redirect_with, render, to_sign_in
 from api.deps import ClaimConfig, Pool
 from vigil.claims.lifecycle import StatusRefused
-from vigil.storage.claims import ClaimSettings, confirm_claim, get_claim
+from vigil.storage.claims import ClaimSettings, confirm_claim, get_claim, send_claim_again
 
 router = APIRouter(include_in_schema=False, default_response_class=HTMLResponse)
 
@@ -110,9 +111,24 @@ async def claim_evidence_json(claim_id: str, request: Request, pool: Pool) -> Re
     return Response(bytes(row["evidence"]), media_type="application/json", headers={"Cache-Control": "no-store"})
 
 
+# What a button on a claim's page does: ("ok" or "error", the sentence to show).
+ClaimAction = Callable[[AsyncConnection, str, Principal, ClaimSettings], Awaitable[tuple[str, str]]]
+
+
 @router.post("/claims/{claim_id}/confirm")
 async def confirm_for_member(claim_id: str, request: Request, pool: Pool, config: ClaimConfig) -> Response:
     """Confirm a pre-filled claim on the member's behalf (they asked by phone, say); back to the claim's page."""
+    return await _claim_action(claim_id, request, pool, config, _confirm)
+
+
+@router.post("/claims/{claim_id}/send_again")
+async def send_failed_claim_again(claim_id: str, request: Request, pool: Pool, config: ClaimConfig) -> Response:
+    """Deliver a claim whose delivery gave up once more; back to the claim's page."""
+    return await _claim_action(claim_id, request, pool, config, _send_again)
+
+
+async def _claim_action(claim_id: str, request: Request, pool: Pool, config: ClaimSettings,
+                        action: ClaimAction) -> Response:
     principal = await principal_of(request, pool)
     if principal is None:
         return to_sign_in(request)
@@ -124,7 +140,7 @@ async def confirm_for_member(claim_id: str, request: Request, pool: Pool, config
         claim = await get_claim(conn, uid, lock=True)
         allowed = claim is not None and principal.may_see(claim["care_manager_id"])
         if allowed:
-            kind, text = await _confirm(conn, uid, principal, config)
+            kind, text = await action(conn, uid, principal, config)
     if claim is None:
         return await _not_found(request, pool, principal)
     if not allowed:
@@ -143,3 +159,16 @@ async def _confirm(
     if not config.webhook_configured:
         return "ok", "Confirmed. No insurer endpoint is configured, so the claim is held in Vigil."
     return "ok", "Confirmed: the claim is on its way to the insurer."
+
+
+async def _send_again(
+    conn: AsyncConnection, claim_id: str, principal: Principal, config: ClaimSettings
+) -> tuple[str, str]:
+    """Send again: ("ok", what to say) or ("error", why not)."""
+    try:
+        await send_claim_again(conn, claim_id, by=principal.actor, now=datetime.now(UTC), config=config)
+    except StatusRefused as e:
+        return "error", f"{str(e).rstrip('.')}."
+    if not config.webhook_configured:
+        return "ok", "Queued again. No insurer endpoint is configured, so the claim is held in Vigil."
+    return "ok", "Sent again: the claim is on its way to the insurer."

@@ -38,7 +38,7 @@ from api.schemas import Claim, InsurerAnswerIn
 from vigil.claims import signing
 from vigil.claims.fhir import accident_bundle
 from vigil.claims.lifecycle import StatusRefused
-from vigil.storage.claims import confirm_claim, get_claim, record_insurer_answer
+from vigil.storage.claims import confirm_claim, get_claim, record_insurer_answer, send_claim_again
 
 router = APIRouter(prefix="/claims", tags=["claims"])
 
@@ -173,6 +173,28 @@ async def confirm(claim_id: ClaimIdPath, caller: Caller, pool: Pool, config: Cla
             check_member_visible(caller, claim["care_manager_id"])
             try:
                 await confirm_claim(conn, claim_id, by=caller.actor, now=datetime.now(UTC), config=config)
+            except StatusRefused as e:
+                raise HTTPException(409, str(e)) from e
+        row = await claim_record(conn, claim_id)
+    return Claim.model_validate(row)
+
+
+@router.post(
+    "/{claim_id}/send_again",
+    response_model=Claim,
+    responses=error_responses(401, 403, 404, 409, 422, 503, _409=_REFUSED),
+)
+async def send_again(claim_id: ClaimIdPath, caller: Caller, pool: Pool, config: ClaimConfig) -> Claim:
+    """Deliver a claim whose delivery gave up (`failed`) once more, with a fresh give-up time: for when the
+    insurer's endpoint has been fixed. The same bytes go out under the same `Idempotency-Key`."""
+    async with pool.connection() as conn:
+        async with conn.transaction():
+            claim = await get_claim(conn, claim_id, lock=True)
+            if claim is None:
+                raise _not_found(claim_id)
+            check_member_visible(caller, claim["care_manager_id"])
+            try:
+                await send_claim_again(conn, claim_id, by=caller.actor, now=datetime.now(UTC), config=config)
             except StatusRefused as e:
                 raise HTTPException(409, str(e)) from e
         row = await claim_record(conn, claim_id)

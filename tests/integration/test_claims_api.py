@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -13,7 +14,7 @@ from fastapi.testclient import TestClient
 from fhir.resources.R4B.bundle import Bundle
 
 from tests.integration.alert_api import ADMIN, Case, new_case, running_api, sql
-from tests.integration.claim_rows import StoredClaim, insert_claim
+from tests.integration.claim_rows import StoredClaim, insert_claim, insert_delivery
 from tests.integration.databases import fresh_database
 from vigil.claims.signing import sign
 
@@ -206,6 +207,31 @@ def test_a_care_manager_confirms_once_and_the_second_time_is_a_409(
     assert len(claim_of(client, claim.id)["status_history"]) == 2
 
 
+def test_a_claim_whose_delivery_gave_up_can_be_sent_again_once(
+    client: TestClient, database_url: str, case: Case
+) -> None:
+    failed = insert_claim(database_url, case.member_id, case.device_id, status="failed")
+    insert_delivery(database_url, failed, [(503, None, "retry"), (None, "connection refused", "failed")],
+                    status="failed")
+    submitted = insert_claim(database_url, case.member_id, case.device_id, status="submitted")
+
+    sent = client.post(f"/api/v1/claims/{failed.id}/send_again", headers=case.headers)
+
+    assert sent.status_code == 200, sent.text
+    body = sent.json()
+    assert body["status"] == "confirmed"
+    last = body["status_history"][-1]
+    assert (last["status"], last["by"], last["note"]) == ("confirmed", f"care_manager:{case.care_manager_id}",
+                                                          "sent again")
+    # Held: this app has no insurer endpoint. The attempts so far stay in the log; the count starts over.
+    assert body["delivery"]["status"] == "held" and len(body["delivery"]["attempts_log"]) == 2
+    assert sql(database_url, "SELECT attempts FROM claim_deliveries WHERE claim_id = %s", (failed.id,)) == [(0,)]
+    twice = client.post(f"/api/v1/claims/{failed.id}/send_again", headers=case.headers)
+    assert twice.status_code == 409 and "failed" in twice.json()["detail"]
+    not_failed = client.post(f"/api/v1/claims/{submitted.id}/send_again", headers=case.headers)
+    assert not_failed.status_code == 409
+
+
 @pytest.mark.parametrize(
     ("secret", "signature"),
     [
@@ -313,3 +339,42 @@ def test_an_answer_naming_its_claim_cannot_be_replayed_onto_another(
     assert replayed.status_code == 422 and replayed.json()["detail"][0]["field"] == "claim_id"
     assert claim_of(client, second.id)["status"] == "submitted"
     assert answer(client, first.id, {"status": "accepted", "claim_id": first.id}).status_code == 200
+
+
+def _incident(database_url: str, member_id: str, device_id: str, *, decision: str | None) -> str:
+    """An accident incident without a claim: decided with `decision`, or (None) still waiting."""
+    incident_id = str(uuid.uuid4())
+    now = datetime.now(UTC)
+    sql(database_url,
+        "INSERT INTO incidents (id, kind, covered_by, member_id, device_id, alert_id, started_at, detected_at, event,"
+        " build_due_at, decided_at, decision) VALUES (%s, 'accident', 'health', %s, %s, %s, %s, %s, '{}', %s, %s, %s)"
+        " RETURNING id",
+        (incident_id, member_id, device_id, str(uuid.uuid4()), now - timedelta(minutes=5), now, now,
+         now if decision else None, decision))
+    return incident_id
+
+
+def test_incidents_say_what_became_of_each_and_why_some_have_no_claim(
+    client: TestClient, database_url: str, case: Case
+) -> None:
+    claimed = insert_claim(database_url, case.member_id, case.device_id)
+    refused = _incident(database_url, case.member_id, case.device_id,
+                        decision="no claim: an accident is covered by a health policy, and this one is home only")
+    waiting = _incident(database_url, case.member_id, case.device_id, decision=None)
+
+    every = client.get("/api/v1/incidents", params={"member_id": case.member_id}, headers=case.headers)
+
+    assert every.status_code == 200, every.text
+    by_id = {i["id"]: i for i in every.json()}
+    assert set(by_id) == {claimed.incident_id, refused, waiting}
+    assert by_id[claimed.incident_id]["claim_id"] == claimed.id
+    assert "home only" in by_id[refused]["decision"] and by_id[refused]["claim_id"] is None
+    assert by_id[waiting]["decided_at"] is None
+    for outcome, expected in (("claim", claimed.incident_id), ("no_claim", refused), ("pending", waiting)):
+        answer_ = client.get("/api/v1/incidents", params={"member_id": case.member_id, "outcome": outcome},
+                             headers=case.headers)
+        assert [i["id"] for i in answer_.json()] == [expected], outcome
+    stranger = new_case(client, database_url)
+    assert client.get("/api/v1/incidents", params={"member_id": case.member_id},
+                      headers=stranger.headers).status_code == 403
+    assert client.get("/api/v1/incidents", headers=stranger.headers).json() == []

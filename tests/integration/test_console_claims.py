@@ -16,8 +16,10 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import httpx
+import psycopg
 import pytest
 import uvicorn
 from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
@@ -31,6 +33,8 @@ from vigil.settings import Settings
 pytestmark = pytest.mark.infra
 
 CHROMIUM = "/usr/bin/chromium"
+# The pictures of docs/claims.md, refreshed by each run.
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "console"
 LAPTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
 
@@ -157,6 +161,7 @@ def test_a_care_manager_reads_the_claims_and_confirms_one(laptop: BrowserContext
     expect(rows.nth(1)).to_contain_text("Submitted")
     expect(rows.nth(1)).not_to_contain_text("Green channel")
     expect(page.locator("table.claims")).not_to_contain_text("Beatrice")
+    page.screenshot(path=str(SCREENSHOTS / "claims.png"))
 
     rows.nth(1).locator("a").click()
     expect(page.locator("h1")).to_contain_text("Water damage claim")
@@ -173,6 +178,7 @@ def test_a_care_manager_reads_the_claims_and_confirms_one(laptop: BrowserContext
     expect(page.locator(".area-delivery")).to_contain_text("3 attempts")
     expect(page.locator(".area-history .timeline li")).to_have_count(3)
     expect(page.get_by_role("button", name="Confirm on the member's behalf")).to_have_count(0)
+    page.screenshot(path=str(SCREENSHOTS / "claim.png"), full_page=True)
     # The evidence link serves exactly the bytes of the digest.
     served = page.request.get(page.get_by_role("link", name="The evidence package (JSON)").get_attribute("href"))
     assert served.status == 200 and served.headers["content-type"] == "application/json"
@@ -234,3 +240,21 @@ def test_another_care_manager_sees_none_of_it(browser: Browser, server: Server, 
         expect(page.locator("h1")).to_have_text("No such claim")
     finally:
         context.close()
+
+
+def test_a_claim_whose_delivery_gave_up_is_sent_again_from_its_page(laptop: BrowserContext, claims: Claims) -> None:
+    with psycopg.connect(claims.database_url) as conn:
+        member_id, device_id = conn.execute("SELECT member_id, device_id FROM claims WHERE id = %s",
+                                            (claims.leak.id,)).fetchone()
+    failed = insert_claim(claims.database_url, member_id, device_id, status="failed")
+    insert_delivery(claims.database_url, failed, [(None, "connection refused", "failed")], status="failed")
+    page = laptop.new_page()
+    sign_in(page, claims.token)
+
+    page.goto(f"/claims/{failed.id}")
+    page.get_by_role("button", name="Send again").click()
+
+    expect(page.locator(".flash-ok")).to_have_text("Sent again: the claim is on its way to the insurer.")
+    expect(page.locator(".alert-head .claim-status")).to_have_text("Confirmed")
+    expect(page.locator(".area-history .timeline li").first).to_contain_text("sent again")
+    expect(page.get_by_role("button", name="Send again")).to_have_count(0)

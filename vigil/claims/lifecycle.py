@@ -7,6 +7,8 @@ Pure: each function returns the change (new status, one history entry) or None w
 - A delivery makes a `confirmed` or `failed` claim `submitted`; once the insurer has answered, a late
   delivery changes nothing (None).
 - Giving up makes a `confirmed` claim `failed`; any other status stays (None).
+- A `failed` claim may be sent again (someone fixed the insurer's side): it is `confirmed` once more,
+  and its delivery starts over. The member is told when it is delivered, not now.
 - The insurer's answer:
   - The same answer again (same status, no new claim number, no new note) is a no-op (None): insurers
     retry their callbacks.
@@ -94,6 +96,15 @@ def gave_up(current: str, *, now: datetime, reason: str) -> StatusChange | None:
     if current != "confirmed":
         return None
     return StatusChange("failed", history_entry("failed", by="vigil", now=now, note=reason))
+
+
+def send_again(current: str, *, by: str, now: datetime) -> StatusChange:
+    """Someone asks for a claim whose delivery gave up to be delivered once more."""
+    _known(current)
+    if current != "failed":
+        raise StatusRefused(f"Only a claim whose delivery failed can be sent again (it is {_words(current)} now)")
+    return StatusChange("confirmed", history_entry("confirmed", by=by, now=now, note="sent again"),
+                        tell_member=False)
 
 
 def insurer_answer(current: str, *, status: str, insurer_claim_number: str | None, note: str | None,

@@ -117,6 +117,25 @@ async def request_confirmation(conn: AsyncConnection, claim_id: str, *, now: dat
     return token
 
 
+async def send_claim_again(
+    conn: AsyncConnection, claim_id: str, *, by: str, now: datetime, config: ClaimSettings
+) -> dict[str, Any]:
+    """Deliver a `failed` claim again, from a fresh give-up clock and backoff; `StatusRefused` otherwise.
+
+    The same stored bytes go out under the same key: to the insurer it is still one claim.
+    """
+    claim = await _locked(conn, claim_id)
+    change = lifecycle.send_again(claim["status"], by=by, now=now)
+    updated = await _apply(conn, claim, change, now)
+    await conn.execute(
+        "UPDATE claim_deliveries SET status = %s, attempts = 0, next_attempt_at = %s, lease_until = NULL,"
+        " give_up_at = %s WHERE claim_id = %s",
+        ("pending" if config.webhook_configured else "held", now, now + timedelta(seconds=config.give_up_s),
+         claim_id))
+    await conn.execute(f"NOTIFY {CLAIM_DELIVERIES_CHANNEL}")
+    return updated
+
+
 async def record_delivered(conn: AsyncConnection, claim_id: str, *, now: datetime) -> None:
     """The insurer took the claim (a 2xx): the delivery is done and the claim is `submitted`."""
     claim = await _locked(conn, claim_id)

@@ -30,6 +30,8 @@ CONTRACT_CALLS = [
     ("get", "/api/v1/claims/{claim_id}/evidence"),
     ("get", "/api/v1/claims/{claim_id}/fhir"),
     ("post", "/api/v1/claims/{claim_id}/confirm"),
+    ("post", "/api/v1/claims/{claim_id}/send_again"),
+    ("get", "/api/v1/incidents"),
     ("post", "/api/v1/claims/{claim_id}/status"),
     ("get", "/health"),
 ]
@@ -102,6 +104,8 @@ ERROR_STATUSES = {
     ("get", "/api/v1/claims/{claim_id}/evidence"): {403, 404},
     ("get", "/api/v1/claims/{claim_id}/fhir"): {403, 404},
     ("post", "/api/v1/claims/{claim_id}/confirm"): {403, 404, 409},
+    ("post", "/api/v1/claims/{claim_id}/send_again"): {403, 404, 409},
+    ("get", "/api/v1/incidents"): {403},
     ("post", "/api/v1/claims/{claim_id}/status"): {404, 409, 413},
     ("get", "/api/v1/audit"): {403},
 }

@@ -15,6 +15,7 @@ from vigil.claims.lifecycle import (
     delivered,
     gave_up,
     insurer_answer,
+    send_again,
 )
 
 NOW = datetime(2026, 11, 22, 14, 30, tzinfo=UTC)
@@ -24,22 +25,22 @@ NOOP = None
 
 # status -> action -> the new status, NOOP (None) or REFUSED
 TABLE: dict[str, dict[str, str | None]] = {
-    "prefilled": {"confirm": "confirmed", "delivered": REFUSED, "gave_up": NOOP,
+    "prefilled": {"confirm": "confirmed", "delivered": REFUSED, "gave_up": NOOP, "send_again": REFUSED,
                   "accepted": REFUSED, "needs_info": REFUSED, "rejected": REFUSED, "paid": REFUSED},
-    "confirmed": {"confirm": REFUSED, "delivered": "submitted", "gave_up": "failed",
+    "confirmed": {"confirm": REFUSED, "delivered": "submitted", "gave_up": "failed", "send_again": REFUSED,
                   "accepted": "accepted", "needs_info": "needs_info", "rejected": "rejected", "paid": "paid"},
-    "submitted": {"confirm": REFUSED, "delivered": NOOP, "gave_up": NOOP,
+    "submitted": {"confirm": REFUSED, "delivered": NOOP, "gave_up": NOOP, "send_again": REFUSED,
                   "accepted": "accepted", "needs_info": "needs_info", "rejected": "rejected", "paid": "paid"},
-    "accepted": {"confirm": REFUSED, "delivered": NOOP, "gave_up": NOOP,
+    "accepted": {"confirm": REFUSED, "delivered": NOOP, "gave_up": NOOP, "send_again": REFUSED,
                  "accepted": NOOP, "needs_info": "needs_info", "rejected": "rejected", "paid": "paid"},
-    "needs_info": {"confirm": REFUSED, "delivered": NOOP, "gave_up": NOOP,
+    "needs_info": {"confirm": REFUSED, "delivered": NOOP, "gave_up": NOOP, "send_again": REFUSED,
                    "accepted": "accepted", "needs_info": NOOP, "rejected": "rejected", "paid": "paid"},
-    "rejected": {"confirm": REFUSED, "delivered": NOOP, "gave_up": NOOP,
+    "rejected": {"confirm": REFUSED, "delivered": NOOP, "gave_up": NOOP, "send_again": REFUSED,
                  "accepted": "accepted", "needs_info": "needs_info", "rejected": NOOP, "paid": REFUSED},
-    "paid": {"confirm": REFUSED, "delivered": NOOP, "gave_up": NOOP,
+    "paid": {"confirm": REFUSED, "delivered": NOOP, "gave_up": NOOP, "send_again": REFUSED,
              "accepted": REFUSED, "needs_info": REFUSED, "rejected": REFUSED, "paid": NOOP},
     # The insurer got a delivery whose answer was lost: its answer still counts.
-    "failed": {"confirm": REFUSED, "delivered": "submitted", "gave_up": NOOP,
+    "failed": {"confirm": REFUSED, "delivered": "submitted", "gave_up": NOOP, "send_again": "confirmed",
                "accepted": "accepted", "needs_info": "needs_info", "rejected": "rejected", "paid": "paid"},
 }
 CASES = [(current, action, expected) for current, row in TABLE.items() for action, expected in row.items()]
@@ -52,13 +53,16 @@ def _act(current: str, action: str) -> StatusChange | None:
         return delivered(current, now=NOW)
     if action == "gave_up":
         return gave_up(current, now=NOW, reason="no 2xx answer in 3 days")
+    if action == "send_again":
+        return send_again(current, by="admin:env", now=NOW)
     # A plain answer: no number, no note, none known.
     return insurer_answer(current, status=action, insurer_claim_number=None, note=None, now=NOW, known_number=None)
 
 
 def test_the_table_covers_every_status_and_action():
     assert set(TABLE) == set(STATUSES)
-    assert all(set(row) == {"confirm", "delivered", "gave_up", *INSURER_STATUSES} for row in TABLE.values())
+    actions = {"confirm", "delivered", "gave_up", "send_again", *INSURER_STATUSES}
+    assert all(set(row) == actions for row in TABLE.values())
 
 
 @pytest.mark.parametrize(("current", "action", "expected"), CASES)
@@ -93,6 +97,12 @@ def test_confirm_records_who_confirmed():
     change = confirm("prefilled", by="consent:auto_claims", now=NOW)
     assert change == StatusChange("confirmed", {"at": AT, "status": "confirmed", "by": "consent:auto_claims"},
                                   tell_member=False)
+
+
+def test_sending_again_records_who_and_tells_no_one_yet():
+    change = send_again("failed", by="care_manager:cm-1", now=NOW)
+    assert change == StatusChange("confirmed", {"at": AT, "status": "confirmed", "by": "care_manager:cm-1",
+                                                "note": "sent again"}, tell_member=False)
 
 
 def test_giving_up_records_why():
