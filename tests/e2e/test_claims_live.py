@@ -201,3 +201,24 @@ def test_ten_leaks_at_once_become_ten_claims_each_delivered_once(pipeline, claim
     print(f"\n10 leaks: incident found -> claim delivered p50 {statistics.median(found):.3f} s, "
           f"max {max(found):.3f} s; alert's end stored -> claim delivered p50 {statistics.median(ended):.3f} s, "
           f"max {max(ended):.3f} s")
+
+
+def test_a_smoke_alarm_sounding_three_minutes_becomes_a_green_channel_fire_claim(pipeline, claims):
+    insurer, inbox = claims
+    _, member = _member(pipeline, inbox, line="home", auto_claims=True)
+    device = pipeline.register_device("home", member_id=member["id"], location="living room")
+    start = minutes_ago(15)
+    with DevicePublisher(pipeline.settings, device) as pub:
+        for minute in range(10):  # sounding for 3 minutes, then silent: the alert clears after 5 quiet minutes
+            smoke = 1 if minute < 3 else 0
+            pub.publish(message(device.device_id, minute + 1, [
+                (start + timedelta(minutes=minute, seconds=s), "smoke", smoke) for s in (0, 15, 30, 45)]))
+
+    claim = _claim_of(pipeline, device.device_id, 60)
+    filed = insurer.wait_for_claim(claim["id"], 30)
+
+    assert filed is not None
+    assert (claim["type"], claim["line"], claim["green_channel"]) == ("fire", "home", True)
+    assert claim["location"]["room"] == "living room" and "living room" in claim["description"]
+    assert claim["fire_service_attended"] == "unknown" and "fire_service_attended" in claim["unknowns"]
+    assert filed.claim["green_channel"] is True
