@@ -24,7 +24,7 @@ from alerts.metrics import ALERT_EVENTS, ALERT_STORE_RETRIES, MALFORMED_ALERT_EV
 from alerts.store import apply_alert_changes
 from vigil.events import AlertChanged
 from vigil.settings import Settings
-from vigil.topics import ALERTS
+from vigil.topics import ALERTS, HOT_PATH_FETCH_WAIT_MS
 
 log = logging.getLogger(__name__)
 GROUP_ID = "vigil-alerts"
@@ -89,6 +89,8 @@ class AlertConsumer:
                 client_id=GROUP_ID,
                 enable_auto_commit=False,
                 auto_offset_reset="earliest",
+                # On the path from a reading to a care manager's screen: no idle fetch wait.
+                fetch_max_wait_ms=HOT_PATH_FETCH_WAIT_MS,
             )
             try:
                 await consumer.start()

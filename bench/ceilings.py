@@ -40,6 +40,7 @@ from vigil.broker_accounts import (
 from vigil.settings import Settings
 from vigil.storage import sinks
 from vigil.telemetry import RegisteredDevice, TelemetryRecord
+from vigil.topics import HOT_PATH_FETCH_WAIT_MS
 
 BENCH_TOPIC = "vigil.bench"
 EMPTY_TOPIC = "vigil.bench.empty"
@@ -317,9 +318,10 @@ def kafka_produce(settings: Settings, run_id: str, *, records: int, readings: in
                    payload_bytes=tally["ok"] * (len(value) + len(keys[0])), note=note)
 
 
-# Faust's aiokafka consumer waits up to this long for a fetch to fill (faust/transport/drivers/aiokafka.py),
-# and fetches at most this much per partition (its consumer_max_fetch_size default).
-FAUST_FETCH_MAX_WAIT_MS = 1500
+# The stream worker's consumer waits up to this long for a fetch to fill (Faust hard-codes 1500 ms;
+# streams.faust_fixes shortens it), and fetches at most this much per partition (Faust's
+# consumer_max_fetch_size default).
+FAUST_FETCH_MAX_WAIT_MS = HOT_PATH_FETCH_WAIT_MS
 FAUST_FETCH_BYTES = 1024**2
 
 

@@ -22,6 +22,12 @@ Each was seen here as lost telemetry after a stream worker was killed and restar
 With these, a record that was not processed is never committed: at worst it is read again after
 the next rebalance or restart, which the idempotent sinks absorb.
 
+4. **A fetch wait of 1.5 s, hard-coded** (`AIOKafkaConsumerThread._create_worker_consumer`). The
+   worker fetches partitions that are often empty (dead letters, changelogs of devices not yet seen,
+   quiet telemetry partitions), and a broker that holds a fetch for its whole wait while any
+   partition in it is empty (Tansu does) then holds every record of a quiet fleet for up to 1.5 s
+   before the rules see it. The worker's consumer is given `FETCH_MAX_WAIT_MS` instead.
+
 The patches reach into private methods, so `apply()` runs only on the pinned release and checks
 that every method it wraps is there before touching any: an upgrade or a rename upstream stops the
 worker at start-up instead of quietly dropping a correction.
@@ -36,6 +42,9 @@ from typing import Any
 
 from faust.tables.recovery import Recovery
 from faust.transport.consumer import Consumer
+from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
+
+from vigil.topics import HOT_PATH_FETCH_WAIT_MS
 
 # The patches replace private methods, so they are only known to be right for the release whose
 # source they were written against; pyproject.toml pins the same version (a unit test holds the two
@@ -44,6 +53,8 @@ PINNED_FAUST_VERSION = "0.15.3"
 _PATCHED = "_vigil_patched"
 
 Wrap = Callable[[Callable[..., Any]], Callable[..., Any]]
+# The worker is on the path from a reading to an alert (vigil.topics says why this is short).
+FETCH_MAX_WAIT_MS = HOT_PATH_FETCH_WAIT_MS
 
 
 class FaustPatchError(RuntimeError):
@@ -99,11 +110,23 @@ def _resume_partitions_last(method: Callable[..., Awaitable[None]]) -> Callable[
     return step
 
 
+def _short_fetch_wait(create: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(create)
+    def create_worker_consumer(self: Any, transport: Any) -> Any:
+        consumer = create(self, transport)
+        # Read by the consumer's start(), where it builds its fetcher; this runs before that.
+        consumer._fetch_max_wait_ms = FETCH_MAX_WAIT_MS
+        return consumer
+
+    return create_worker_consumer
+
+
 PATCHES: tuple[tuple[type, str, Wrap], ...] = (
     (Consumer, "_new_offset", _commit_stops_at_hole),
     (Consumer, "_add_gap", _no_gaps),
     (Recovery, "on_recovery_completed", _resume_partitions_last),
     (Recovery, "_resume_streams", _resume_partitions_last),
+    (AIOKafkaConsumerThread, "_create_worker_consumer", _short_fetch_wait),
 )
 
 

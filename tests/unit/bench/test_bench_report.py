@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import json
+import re
+from dataclasses import replace
 
 import pytest
 from rich.console import Console
@@ -20,6 +22,7 @@ from bench.report import (
     busiest,
     ceiling_notes,
     ceiling_rows,
+    cpu_ms_per_message,
     cpu_notes,
     cpu_rows,
     cpu_shares,
@@ -111,10 +114,20 @@ def _alerts(label: str, p99_ms: float, raised: int = 40, told: int = 40) -> Aler
                         to_member=_latency(p99_ms * 2), raised_to_member=_latency(p99_ms * 2))
 
 
+def _cpu(phase: str, *, pipeline_share: float, wall_s: float) -> CpuUse:
+    """A phase in which the pipeline used `pipeline_share` % of a core (split over two processes), plus the load."""
+    return CpuUse(phase=phase, wall_s=wall_s, machine=pipeline_share + 50.0,
+                  shares={"ingest": pipeline_share / 4, "streams": pipeline_share * 3 / 4, "load generator": 50.0})
+
+
 def _report(**changes) -> BenchReport:
     report = BenchReport(run_id="abc123", cpus=2, sizes={"messages": 60_000})
     report.throughput = [_throughput(1, 60_000, 10.0), _throughput(10, 60_000, 10.0)]
-    report.alerts = [_alerts("idle", 400.0), _alerts("half load", 800.0)]
+    report.alerts = [_alerts("idle", 150.0), _alerts("half load", 800.0)]
+    # 1 reading/msg: 180 % of a core for 10 s = 18 CPU s over 60,000 messages = 0.3 ms each.
+    # 10 readings/msg: 150 % for 20 s = 30 CPU s over 600,000 readings = 0.05 ms each.
+    report.cpu = [_cpu("1 reading/msg", pipeline_share=180.0, wall_s=10.0),
+                  _cpu("10 readings/msg", pipeline_share=150.0, wall_s=20.0)]
     for name, value in changes.items():
         setattr(report, name, value)
     return report
@@ -129,20 +142,41 @@ def test_throughput_rates_come_from_the_database_span():
 
 
 def test_aims_are_met_when_every_figure_clears_its_bar():
-    assert [aim.met for aim in judge_aims(_report())] == [True, True, True, True]
+    aims = judge_aims(_report())
+    assert [aim.met for aim in aims] == [True, True, True, True, True]
+    assert [aim.measured for aim in aims[:3]] == ["0.300 ms", "0.050 ms", "150 ms"]
 
 
 def test_aims_are_not_met_below_the_bar():
-    slow = _report(throughput=[_throughput(1, 4_999, 1.0), _throughput(10, 4_999, 1.0)],
-                   alerts=[_alerts("idle", 1_200.0), _alerts("half load", 1_000.0)])
-    assert [aim.met for aim in judge_aims(slow)] == [False, False, False, False]
+    slow = _report(cpu=[_cpu("1 reading/msg", pipeline_share=180.0, wall_s=20.0),
+                        _cpu("10 readings/msg", pipeline_share=150.0, wall_s=30.0)],
+                   alerts=[replace(_alerts("idle", 201.0), raised_to_member=_latency(2_500.0)),
+                           _alerts("half load", 1_000.0)])
+    assert [aim.met for aim in judge_aims(slow)] == [False, False, False, False, False]
 
 
 def test_aims_are_not_measured_without_their_run_or_with_missing_alerts():
-    partial = _report(throughput=[], alerts=[_alerts("idle", 100.0, told=39), _alerts("half load", 100.0, raised=39)])
+    partial = _report(throughput=[], alerts=[_alerts("idle", 100.0, told=39, raised=39),
+                                             _alerts("half load", 100.0, raised=39)])
     aims = judge_aims(partial)
-    assert [aim.met for aim in aims] == [None, None, None, None]
+    assert [aim.met for aim in aims] == [None, None, None, None, None]
     assert all(aim.measured == "—" for aim in aims)
+
+
+def test_cpu_per_message_counts_every_process_but_the_load_generator():
+    per = cpu_ms_per_message(_cpu("1 reading/msg", pipeline_share=180.0, wall_s=10.0), 60_000)
+    assert per == {"ingest": pytest.approx(0.075), "streams": pytest.approx(0.225),
+                   "load generator": pytest.approx(50 / 100 * 10 * 1000 / 60_000), "pipeline": pytest.approx(0.3)}
+    assert cpu_ms_per_message(_cpu("x", pipeline_share=1.0, wall_s=1.0), 0) == {}
+
+
+def test_the_cpu_per_message_table_ends_with_the_pipeline_and_shows_per_reading():
+    console = Console(file=io.StringIO(), width=160)
+    render(_report(), console)
+    text = console.file.getvalue()
+    assert "CPU milliseconds per message stored" in text
+    pipeline_line = next(line for line in text.splitlines() if re.match(r"│ pipeline\s+│", line))
+    assert "0.300 ms" in pipeline_line and "0.500 ms" in pipeline_line and "0.050 ms" in pipeline_line
 
 
 @pytest.mark.parametrize(
@@ -216,8 +250,10 @@ def test_cpu_notes_name_the_busiest_and_warn_about_other_load():
 def test_json_carries_the_derived_rates_and_the_verdicts():
     data = json.loads(json.dumps(_report().to_json()))
     assert data["throughput"][0]["messages_per_s"] == 6_000
-    assert [aim["met"] for aim in data["aims"]] == [True, True, True, True]
+    assert [aim["met"] for aim in data["aims"]] == [True, True, True, True, True]
     assert data["alerts"][1]["to_raised"]["p99_ms"] == 800.0
+    assert data["cpu_ms_per_message"]["1 reading/msg"]["pipeline"] == pytest.approx(0.3)
+    assert data["cpu_ms_per_message"]["10 readings/msg"]["pipeline"] == pytest.approx(0.5)
 
 
 def test_render_prints_the_tables_and_the_verdicts():

@@ -3,15 +3,20 @@ with every method they wrap present, so an upgrade or a rename upstream fails at
 
 from __future__ import annotations
 
+import inspect
 import tomllib
 from pathlib import Path
 
+import faust
 import pytest
+from aiokafka import AIOKafkaConsumer
 from faust.tables.recovery import Recovery
 from faust.transport.consumer import Consumer
+from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 
 from streams import faust_fixes
 from streams.faust_fixes import PINNED_FAUST_VERSION, FaustPatchError, install
+from vigil.topics import HOT_PATH_FETCH_WAIT_MS
 
 PYPROJECT = Path(__file__).resolve().parents[3] / "pyproject.toml"
 
@@ -102,4 +107,16 @@ def test_apply_on_the_pinned_faust_wraps_every_named_method_once():
         (Consumer, "_add_gap"),
         (Recovery, "on_recovery_completed"),
         (Recovery, "_resume_streams"),
+        (AIOKafkaConsumerThread, "_create_worker_consumer"),
     }
+
+
+async def test_the_workers_consumer_waits_at_most_the_short_fetch_wait_for_records():
+    """Built as Faust builds it (the real method, patched), the consumer carries the short wait into its fetcher."""
+    faust_fixes.apply()
+    app = faust.App("fetch-wait-test", broker="kafka://127.0.0.1:1", web_enabled=False, store="memory://")
+    thread = app.consumer._thread
+    consumer = thread._create_worker_consumer(app.transport)
+    assert consumer._fetch_max_wait_ms == faust_fixes.FETCH_MAX_WAIT_MS == HOT_PATH_FETCH_WAIT_MS < 1500
+    # The attribute its start() hands to the fetcher: a rename in aiokafka would leave the wait at 1.5 s.
+    assert "self._fetch_max_wait_ms" in inspect.getsource(AIOKafkaConsumer.start)
