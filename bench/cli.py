@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import json
 import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
 import psycopg
 import typer
 from rich.console import Console
+from rich.status import Status
 
 from bench import ceilings
 from bench.end_to_end import BenchError, Fleet, Pipeline, first_seq, new_run_id
@@ -32,6 +36,33 @@ from vigil.logs import configure_logging
 from vigil.settings import ConfigError, Settings, get_settings
 
 console = Console()
+# Without a terminal (CI, a log file) a phase says how it goes at most this often.
+PROGRESS_EVERY_S = 10.0
+
+
+class _Lines:
+    """A status that writes lines instead of redrawing a spinner: a long phase is never silent in a log."""
+
+    def __init__(self) -> None:
+        self._last = time.monotonic()
+
+    def update(self, text: str) -> None:
+        if time.monotonic() - self._last >= PROGRESS_EVERY_S:
+            self._last = time.monotonic()
+            console.print(f"  … {text}")
+
+
+@contextmanager
+def _phase(text: str) -> Iterator[Status | _Lines]:
+    """A spinner on a terminal; elsewhere a line as the phase starts and one with its time as it ends."""
+    if console.is_terminal:
+        with console.status(text) as status:
+            yield status
+        return
+    started = time.monotonic()
+    console.print(f"→ {text}")
+    yield _Lines()
+    console.print(f"  done in {time.monotonic() - started:.1f} s")
 
 _FULL = {"messages": 60_000, "devices": 400, "leaks": 40, "load_seconds": 30.0}
 _QUICK = {"messages": 5_000, "devices": 40, "leaks": 10, "load_seconds": 10.0}
@@ -83,14 +114,14 @@ def _measure_ceilings(settings: Settings, report: BenchReport, run_id: str, size
 
     broker = ensure_secrets(settings)
     messages, devices = sizes["messages"], sizes["devices"]
-    with console.status("ceiling: MQTT broker fan-in"):
+    with _phase("ceiling: MQTT broker fan-in"):
         fan_in, round_trips = ceilings.broker_fan_in(
             settings, run_id, admin_password=broker.admin_password, ingest_password=broker.ingest_password,
             messages=messages, devices=devices, connections=sizes["connections"])
     report.ceilings.append(fan_in)
     report.stage_latencies.append(StageLatency(stage="Mosquitto round trip", measure="publish -> subscriber, "
                                                "one at a time, QoS 1", latency=summarize_latency(round_trips)))
-    with console.status("ceiling: Kafka produce and consume"):
+    with _phase("ceiling: Kafka produce and consume"):
         ceilings.create_bench_topic(settings)
         try:
             for readings in (1, 10):
@@ -107,11 +138,11 @@ def _measure_ceilings(settings: Settings, report: BenchReport, run_id: str, size
             refused = ceilings.delete_bench_topic(settings)
             if refused:
                 report.notes.append(f"the Kafka topic {ceilings.BENCH_TOPIC} could not be deleted: {refused}")
-    with console.status("ceiling: PostgreSQL COPY"):
+    with _phase("ceiling: PostgreSQL COPY"):
         for readings in (1, 10):
             report.ceilings.append(ceilings.copy_ceiling(settings, run_id, records=messages, readings=readings,
                                                          devices=devices))
-    with console.status("ceiling: ingest validation and rule evaluation, in-process"):
+    with _phase("ceiling: ingest validation and rule evaluation, in-process"):
         cpu_messages = min(messages, _CPU_CORE_MESSAGES)
         for readings in (1, 10):
             report.ceilings.append(ceilings.validation_ceiling(messages=cpu_messages, readings=readings,
@@ -129,12 +160,12 @@ def _end_to_end(settings: Settings, report: BenchReport, pipeline: Pipeline, siz
     groups["load generator"] = lambda: [os.getpid()]
     meter = CpuMeter(groups, cpus=report.cpus)
     report.cpu = meter.uses  # filled phase by phase, so a run that stops early still shows its phases
-    with console.status("starting ingest, the stream worker and the API"):
+    with _phase("starting ingest, the stream worker and the API"):
         pipeline.start()
-    with console.status(f"registering {sizes['devices']} devices and {2 * sizes['leaks']} leak sensors"):
+    with _phase(f"registering {sizes['devices']} devices and {2 * sizes['leaks']} leak sensors"):
         fleet = pipeline.provision(devices=sizes["devices"], connections=sizes["connections"],
                                    leaks=sizes["leaks"])
-    with console.status("waiting for a probe message to be stored"):
+    with _phase("waiting for a probe message to be stored"):
         probe_s = pipeline.probe(fleet)
     report.notes.append(f"the probe message was stored {probe_s:.1f} s after it was published "
                         "(the stream worker's start-up)")
@@ -143,12 +174,12 @@ def _end_to_end(settings: Settings, report: BenchReport, pipeline: Pipeline, siz
     # a half-load run started within those 2 minutes would measure rewriting those states instead.
     runs = [_throughput(pipeline, meter, fleet, sizes, readings=1, number=1)]
     report.throughput.append(runs[-1])
-    with console.status("alert latency, idle"):
+    with _phase("alert latency, idle"):
         report.alerts.append(pipeline.alert_latency(fleet, meter.phase("alerts idle"), label="idle",
                                                     leaks=fleet.idle_leaks, background_per_s=0.0, duration_s=0.0,
                                                     first_seq=first_seq(3)))
     half = 0.5 * (runs[0].messages_per_s or 0.0)
-    with console.status(f"alert latency at half load ({half:,.0f} msg/s for {sizes['load_seconds']:.0f} s)"):
+    with _phase(f"alert latency at half load ({half:,.0f} msg/s for {sizes['load_seconds']:.0f} s)"):
         report.alerts.append(pipeline.alert_latency(fleet, meter.phase("alerts, half load"), label="half load",
                                                     leaks=fleet.loaded_leaks, background_per_s=half,
                                                     duration_s=sizes["load_seconds"], first_seq=first_seq(4)))
@@ -158,7 +189,7 @@ def _end_to_end(settings: Settings, report: BenchReport, pipeline: Pipeline, siz
 
 def _throughput(pipeline: Pipeline, meter: CpuMeter, fleet: Fleet, sizes: dict, *, readings: int,
                 number: int) -> Throughput:
-    with console.status(f"{per_message(readings)}: publishing") as status:
+    with _phase(f"{per_message(readings)}: publishing") as status:
         def progress(stored: int, expected: int) -> None:
             status.update(f"{per_message(readings)}: {stored:,} of {expected:,} stored")
 
@@ -217,7 +248,7 @@ def bench(
     run_id = new_run_id()
     report = BenchReport(run_id=run_id, cpus=cpu_count(), sizes=sizes)
     try:
-        with console.status("bringing the stack up"):
+        with _phase("bringing the stack up"):
             manager.up(settings)
     except StackError as e:
         console.print(f"[red]stack up failed:[/red] {e}")
@@ -232,7 +263,7 @@ def bench(
     except (BenchError, RuntimeError) as e:
         failed = e
     finally:
-        with console.status("stopping the services and deleting the bench's telemetry"):
+        with _phase("stopping the services and deleting the bench's telemetry"):
             pipeline.stop()
             deleted = _clean_up(settings, run_id)
             if token != settings.admin_token:
