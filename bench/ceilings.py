@@ -439,6 +439,21 @@ def delete_devices_rows(database_url: str, pattern: str,
     return deleted
 
 
+# The tables a run writes to and then empties again.
+TELEMETRY_TABLES = ("readings", "messages", "device_liveness", "alerts", "dead_letters")
+
+
+def vacuum_telemetry(database_url: str) -> None:
+    """Reclaim what earlier runs deleted, so that every run writes to tables in the same state.
+
+    A server with autovacuum off (this machine's is) otherwise keeps every deleted row of every run:
+    7 million dead readings after a dozen runs, and each run a little slower than the last.
+    """
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        for table in TELEMETRY_TABLES:
+            conn.execute(sql.SQL("VACUUM (ANALYZE) {}").format(sql.Identifier(table)))
+
+
 def copy_ceiling(settings: Settings, run_id: str, *, records: int, readings: int, devices: int) -> Ceiling:
     """Readings/s through the stream worker's writer, in batches of 5000 records, on one connection."""
     prefix = f"{ceiling_prefix(run_id)}-r{readings}"

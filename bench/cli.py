@@ -253,6 +253,8 @@ def bench(
     except StackError as e:
         console.print(f"[red]stack up failed:[/red] {e}")
         raise typer.Exit(1) from e
+    with _phase("vacuuming the telemetry tables, so that every run starts alike"):
+        ceilings.vacuum_telemetry(settings.database_url)
     token = settings.admin_token or issue_token(settings.database_url, "admin", None)
     log_path = settings.state_dir / "logs" / f"bench-{run_id}.log"
     pipeline = Pipeline(settings, run_id=run_id, token=token, log_path=log_path)
@@ -266,6 +268,7 @@ def bench(
         with _phase("stopping the services and deleting the bench's telemetry"):
             pipeline.stop()
             deleted = _clean_up(settings, run_id)
+            ceilings.vacuum_telemetry(settings.database_url)
             if token != settings.admin_token:
                 _revoke(settings, token)
     report.notes[:0] = cpu_notes(report.cpu, cpus=report.cpus)
