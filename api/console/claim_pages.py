@@ -8,12 +8,11 @@ are. The confirm form answers with a redirect and a one-time message, like the a
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse
-from psycopg import AsyncConnection
 
 from alerts.audit import record_read
 from api.auth import Principal
@@ -23,7 +22,7 @@ from api.console.alert_page import CONSOLE
 from api.console.pages import cross_site, forbidden, principal_of, problem, redirect_with, render, to_sign_in
 from api.deps import ClaimConfig, Pool
 from vigil.claims.lifecycle import StatusRefused
-from vigil.storage.claims import ClaimSettings, confirm_claim, get_claim, send_claim_again
+from vigil.storage.claims import ClaimChange, ClaimSettings, confirm_claim, get_claim, send_claim_again
 
 router = APIRouter(include_in_schema=False, default_response_class=HTMLResponse)
 
@@ -111,24 +110,34 @@ async def claim_evidence_json(claim_id: str, request: Request, pool: Pool) -> Re
     return Response(bytes(row["evidence"]), media_type="application/json", headers={"Cache-Control": "no-store"})
 
 
-# What a button on a claim's page does: ("ok" or "error", the sentence to show).
-ClaimAction = Callable[[AsyncConnection, str, Principal, ClaimSettings], Awaitable[tuple[str, str]]]
+@dataclass(frozen=True, slots=True)
+class _Button:
+    """A button on a claim's page: the status change it asks for, and what to say once it is done."""
+
+    change: ClaimChange
+    done: str
+    held: str  # what to say instead when no insurer endpoint is configured
+
+
+_CONFIRM = _Button(confirm_claim, "Confirmed: the claim is on its way to the insurer.",
+                   "Confirmed. No insurer endpoint is configured, so the claim is held in Vigil.")
+_SEND_AGAIN = _Button(send_claim_again, "Sent again: the claim is on its way to the insurer.",
+                      "Queued again. No insurer endpoint is configured, so the claim is held in Vigil.")
 
 
 @router.post("/claims/{claim_id}/confirm")
 async def confirm_for_member(claim_id: str, request: Request, pool: Pool, config: ClaimConfig) -> Response:
     """Confirm a pre-filled claim on the member's behalf (they asked by phone, say); back to the claim's page."""
-    return await _claim_action(claim_id, request, pool, config, _confirm)
+    return await _press(claim_id, request, pool, config, _CONFIRM)
 
 
 @router.post("/claims/{claim_id}/send_again")
 async def send_failed_claim_again(claim_id: str, request: Request, pool: Pool, config: ClaimConfig) -> Response:
     """Deliver a claim whose delivery gave up once more; back to the claim's page."""
-    return await _claim_action(claim_id, request, pool, config, _send_again)
+    return await _press(claim_id, request, pool, config, _SEND_AGAIN)
 
 
-async def _claim_action(claim_id: str, request: Request, pool: Pool, config: ClaimSettings,
-                        action: ClaimAction) -> Response:
+async def _press(claim_id: str, request: Request, pool: Pool, config: ClaimSettings, button: _Button) -> Response:
     principal = await principal_of(request, pool)
     if principal is None:
         return to_sign_in(request)
@@ -140,35 +149,13 @@ async def _claim_action(claim_id: str, request: Request, pool: Pool, config: Cla
         claim = await get_claim(conn, uid, lock=True)
         allowed = claim is not None and principal.may_see(claim["care_manager_id"])
         if allowed:
-            kind, text = await action(conn, uid, principal, config)
+            try:
+                await button.change(conn, uid, by=principal.actor, now=datetime.now(UTC), config=config)
+                kind, text = "ok", button.done if config.webhook_configured else button.held
+            except StatusRefused as e:
+                kind, text = "error", f"{str(e).rstrip('.')}."
     if claim is None:
         return await _not_found(request, pool, principal)
     if not allowed:
         return await forbidden(request, pool, principal, "claim")
     return redirect_with(request, f"/claims/{uid}", kind, text)
-
-
-async def _confirm(
-    conn: AsyncConnection, claim_id: str, principal: Principal, config: ClaimSettings
-) -> tuple[str, str]:
-    """Confirm: ("ok", what to say) or ("error", why not)."""
-    try:
-        await confirm_claim(conn, claim_id, by=principal.actor, now=datetime.now(UTC), config=config)
-    except StatusRefused as e:
-        return "error", f"{str(e).rstrip('.')}."
-    if not config.webhook_configured:
-        return "ok", "Confirmed. No insurer endpoint is configured, so the claim is held in Vigil."
-    return "ok", "Confirmed: the claim is on its way to the insurer."
-
-
-async def _send_again(
-    conn: AsyncConnection, claim_id: str, principal: Principal, config: ClaimSettings
-) -> tuple[str, str]:
-    """Send again: ("ok", what to say) or ("error", why not)."""
-    try:
-        await send_claim_again(conn, claim_id, by=principal.actor, now=datetime.now(UTC), config=config)
-    except StatusRefused as e:
-        return "error", f"{str(e).rstrip('.')}."
-    if not config.webhook_configured:
-        return "ok", "Queued again. No insurer endpoint is configured, so the claim is held in Vigil."
-    return "ok", "Sent again: the claim is on its way to the insurer."

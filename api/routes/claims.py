@@ -17,10 +17,11 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import APIKeyHeader
+from psycopg_pool import AsyncConnectionPool
 from pydantic import ValidationError
 
 from alerts.audit import record_read
-from api.auth import Caller, check_member_visible
+from api.auth import Caller, Principal, check_member_visible
 from api.claim_queries import (
     LIST_CLAIMS,
     READ_CLAIM,
@@ -38,7 +39,14 @@ from api.schemas import Claim, InsurerAnswerIn
 from vigil.claims import signing
 from vigil.claims.fhir import accident_bundle
 from vigil.claims.lifecycle import StatusRefused
-from vigil.storage.claims import confirm_claim, get_claim, record_insurer_answer, send_claim_again
+from vigil.storage.claims import (
+    ClaimChange,
+    ClaimSettings,
+    confirm_claim,
+    get_claim,
+    record_insurer_answer,
+    send_claim_again,
+)
 
 router = APIRouter(prefix="/claims", tags=["claims"])
 
@@ -165,18 +173,7 @@ async def read_fhir(claim_id: ClaimIdPath, caller: Caller, pool: Pool) -> JSONRe
 async def confirm(claim_id: ClaimIdPath, caller: Caller, pool: Pool, config: ClaimConfig) -> Claim:
     """Confirm a pre-filled claim on the member's behalf: it goes to the insurer (or is held when no insurer
     endpoint is configured). The history names who confirmed it."""
-    async with pool.connection() as conn:
-        async with conn.transaction():
-            claim = await get_claim(conn, claim_id, lock=True)
-            if claim is None:
-                raise _not_found(claim_id)
-            check_member_visible(caller, claim["care_manager_id"])
-            try:
-                await confirm_claim(conn, claim_id, by=caller.actor, now=datetime.now(UTC), config=config)
-            except StatusRefused as e:
-                raise HTTPException(409, str(e)) from e
-        row = await claim_record(conn, claim_id)
-    return Claim.model_validate(row)
+    return await _change(claim_id, caller, pool, config, confirm_claim)
 
 
 @router.post(
@@ -187,6 +184,12 @@ async def confirm(claim_id: ClaimIdPath, caller: Caller, pool: Pool, config: Cla
 async def send_again(claim_id: ClaimIdPath, caller: Caller, pool: Pool, config: ClaimConfig) -> Claim:
     """Deliver a claim whose delivery gave up (`failed`) once more, with a fresh give-up time: for when the
     insurer's endpoint has been fixed. The same bytes go out under the same `Idempotency-Key`."""
+    return await _change(claim_id, caller, pool, config, send_claim_again)
+
+
+async def _change(claim_id: str, caller: Principal, pool: AsyncConnectionPool, config: ClaimSettings,
+                  change: ClaimChange) -> Claim:
+    """Apply a caller's status change to a claim of a member they may see; 409 when its status refuses it."""
     async with pool.connection() as conn:
         async with conn.transaction():
             claim = await get_claim(conn, claim_id, lock=True)
@@ -194,7 +197,7 @@ async def send_again(claim_id: ClaimIdPath, caller: Caller, pool: Pool, config: 
                 raise _not_found(claim_id)
             check_member_visible(caller, claim["care_manager_id"])
             try:
-                await send_claim_again(conn, claim_id, by=caller.actor, now=datetime.now(UTC), config=config)
+                await change(conn, claim_id, by=caller.actor, now=datetime.now(UTC), config=config)
             except StatusRefused as e:
                 raise HTTPException(409, str(e)) from e
         row = await claim_record(conn, claim_id)

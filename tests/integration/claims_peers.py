@@ -6,23 +6,19 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
-import subprocess
-import sys
 import threading
 import time
 from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 
 import psycopg
 from psycopg.types.json import Jsonb
 
 from claims_bridge.incident_store import insert_incidents
-from tests.integration.outreach_peers import free_port, sql
+from tests.integration.outreach_peers import ServiceChild, free_port, sql
 from vigil.claims import building
 from vigil.claims.signing import verify
 from vigil.events import IncidentOpened, alert_id
@@ -162,42 +158,10 @@ class Insurer:
         self._server.server_close()
 
 
-class BridgeProcess:
-    """`python -m claims_bridge` as a real child process with its own environment and log file."""
+class BridgeProcess(ServiceChild):
+    """The claims bridge (`python -m claims_bridge`) as a child process."""
 
-    def __init__(self, name: str, env: dict[str, str], log_dir: Path) -> None:
-        self.name, self.env = name, env
-        self.log_path = log_dir / f"{name}.log"
-        self.proc: subprocess.Popen | None = None
-
-    def start(self) -> BridgeProcess:
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child for its lifetime
-        self.proc = subprocess.Popen([sys.executable, "-m", "claims_bridge"], stdout=log, stderr=subprocess.STDOUT,
-                                     env=self.env)
-        log.close()
-        return self
-
-    def running(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def kill9(self) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(10)
-
-    def stop(self) -> int | None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
-        return self.proc.returncode if self.proc is not None else None
-
-    def log_text(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+    MODULE = "claims_bridge"
 
 
 def bridge_env(database_url: str, *, webhook_url: str | None = None, secret: str = SECRET, kafka: str | None = None,

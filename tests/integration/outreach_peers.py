@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from email.message import EmailMessage
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import psycopg
 from aiosmtpd.controller import Controller
@@ -146,21 +146,51 @@ class SmtpInbox:
         self._controller.stop()
 
 
-class SchedulerProcess:
-    """`python -m scheduler` as a real child process with its own environment and log file."""
+class ServiceChild:
+    """`python -m <MODULE>` as a real child process with its own environment and log file."""
+
+    MODULE = ""
 
     def __init__(self, name: str, env: dict[str, str], log_dir: Path) -> None:
         self.name, self.env = name, env
         self.log_path = log_dir / f"{name}.log"
         self.proc: subprocess.Popen | None = None
 
-    def start(self) -> SchedulerProcess:
+    def start(self) -> Self:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child for its lifetime
-        self.proc = subprocess.Popen([sys.executable, "-m", "scheduler"], stdout=log, stderr=subprocess.STDOUT,
+        self.proc = subprocess.Popen([sys.executable, "-m", self.MODULE], stdout=log, stderr=subprocess.STDOUT,
                                      env=self.env)
         log.close()
         return self
+
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def kill9(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+
+    def stop(self) -> int | None:
+        """SIGTERM, then SIGKILL after 30 s; the exit status (None if never started)."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        return self.proc.returncode if self.proc is not None else None
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+class SchedulerProcess(ServiceChild):
+    """The scheduler (`python -m scheduler`) as a child process."""
+
+    MODULE = "scheduler"
 
     @property
     def pid(self) -> int:
@@ -169,23 +199,6 @@ class SchedulerProcess:
 
     def is_leader(self) -> bool:
         return f"is the leader (pid {self.pid})" in self.log_text()
-
-    def kill9(self) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(10)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
-
-    def log_text(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
 
 def scheduler_env(database_url: str, state_dir: Path, *, escalation: dict | None = None, group_interval_s: int = 120,

@@ -12,7 +12,7 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from psycopg import AsyncConnection
@@ -59,6 +59,13 @@ _MEMBER = """
 SELECT m.id, m.name, m.timezone, m.consent, m.contact_by_call, m.quiet_hours, m.outreach_urls, m.care_manager_id
 FROM members m WHERE m.id = %s
 """
+
+
+class ClaimChange(Protocol):
+    """A status change someone asks for (`confirm_claim`, `send_claim_again`): `StatusRefused` when not allowed."""
+
+    async def __call__(self, conn: AsyncConnection, claim_id: str, *, by: str, now: datetime,
+                       config: ClaimSettings) -> dict[str, Any]: ...
 
 
 async def get_claim(conn: AsyncConnection, claim_id: str, *, lock: bool = False) -> dict[str, Any] | None:
