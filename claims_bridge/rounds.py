@@ -15,17 +15,12 @@ import psycopg
 from psycopg import sql
 
 from vigil.storage.schema import describe
+from vigil.topic_consumer import pause
 
 log = logging.getLogger(__name__)
 
 POLL_S = 1.0
 RETRY_S = 2.0
-
-
-async def pause(stopping: asyncio.Event, seconds: float) -> None:
-    """Sleep, but wake at once when the service is stopping."""
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stopping.wait(), seconds)
 
 
 class Wakeup:

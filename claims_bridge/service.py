@@ -15,9 +15,10 @@ from claims_bridge.consumer import IncidentConsumer
 from claims_bridge.deliveries import DeliveryWorker
 from claims_bridge.liveness import Liveness
 from claims_bridge.notices import NoticeWorker
-from claims_bridge.rounds import RETRY_S, pause
+from claims_bridge.rounds import RETRY_S
 from vigil.settings import Settings
 from vigil.storage.schema import describe
+from vigil.topic_consumer import pause
 
 log = logging.getLogger(__name__)
 STOP_GRACE_S = 15.0
