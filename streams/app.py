@@ -2,8 +2,9 @@
 
 - `process_telemetry`: each batch of telemetry records is stored (COPY, idempotent on
   (device_id, seq); a seq sent again with other readings becomes a `seq_reused` dead letter),
-  then judged by the rules over per-device state in a table; alert changes go
-  to the alerts topic, incidents to the incidents topic. One agent for both keeps Faust's
+  then judged by the rules over per-device state (`streams.device_states`: live in memory, written
+  to a changelog-backed table once per commit); alert changes go to the alerts topic, incidents to
+  the incidents topic. One agent for both keeps Faust's
   per-event cost paid once, and an alert is never raised for readings not yet stored; a reading
   behind the lateness allowance is judged against the stored readings of its window, read back
   on the same connection (`streams.stored_readings`).
@@ -22,12 +23,14 @@ import time
 from collections.abc import Iterable
 
 import faust
+from aiokafka.partitioner import murmur2
 
 from streams import faust_fixes, metrics, stored_readings
 from streams.care_plan_feed import CarePlans
 from streams.commit_watch import add_commit_watch
 from streams.database import RetryingSession
 from streams.detection import detect
+from streams.device_states import DeviceStates
 from streams.heartbeats import add_heartbeat_agent
 from streams.records import decode_dead_letters, decode_telemetry
 from streams.shielding import finish
@@ -69,9 +72,12 @@ def build_app(settings: Settings) -> faust.App:
     dead_letters = app.topic(DEAD_LETTERS, value_serializer="raw")
     # Keys are raw device ids (key_type=bytes selects Faust's raw key codec; a schema would not) and
     # are placed by the producer's murmur2 partitioner, the hashing ingest uses for telemetry, so a
-    # device's state lives on the partition of its records.
-    device_state = app.Table("device-state", default=dict, partitions=settings.telemetry_partitions,
-                             key_type=bytes, use_partitioner=True)
+    # device's state lives on the partition of its records. Values are encoded by `DeviceState`
+    # itself when they are written (a snapshot: the live state goes on changing); value_type=bytes
+    # selects the raw codec, as key_type does for keys.
+    device_state = app.Table("device-state", partitions=settings.telemetry_partitions, key_type=bytes,
+                             value_type=bytes, use_partitioner=True)
+    states = DeviceStates(device_state, owned=lambda keys: _owned(app, keys, settings.telemetry_partitions))
     readings_db = RetryingSession(settings.database_url, sinks.prepare)
     letters_db = RetryingSession(settings.database_url)
     plans = CarePlans(settings.kafka_bootstrap)
@@ -92,6 +98,7 @@ def build_app(settings: Settings) -> faust.App:
             await finish(store_and_judge(values))
 
     async def store_and_judge(values: list[bytes]) -> None:
+        taken_in = states.generation
         now_ms = int(time.time() * 1000)
         records, bad = decode_telemetry(values, topic=TELEMETRY, now_ms=now_ms)
         started = time.perf_counter()
@@ -102,10 +109,22 @@ def build_app(settings: Settings) -> faust.App:
         metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
         metrics.READINGS_STORED.inc(stored.readings)
         _count_letters([*bad, *stored.letters], stored.lost)
-        # Judge nobody before the plans that existed at start-up are known.
+        # Judge nobody before the plans that existed at start-up are known, nor during a rebalance.
         await plans.ready.wait()
-        await detect(stored.records, table=device_state, plans=plans, send_alert=send_alert,
-                     send_incident=send_incident, read_stored=read_stored)
+        await states.ready.wait()
+        async with states.lock:
+            await detect(stored.records, states=states, plans=plans, send_alert=send_alert,
+                         send_incident=send_incident, read_stored=read_stored, taken_in=taken_in)
+
+    async def hand_over_states(sender, revoked, **_) -> None:
+        await states.hand_over(app.producer.flush)  # on the changelog before a new owner recovers it
+
+    def states_recovered(sender, **_) -> None:
+        states.recovered()
+
+    faust_fixes.before_commit(app, states.before_commit)
+    app.on_partitions_revoked.connect(hand_over_states)
+    app.on_rebalance_complete.connect(states_recovered)
 
     async def read_stored(wanted):
         """Stragglers' windows, read on the agent's connection after their batch is stored."""
@@ -125,6 +144,12 @@ def build_app(settings: Settings) -> faust.App:
     add_heartbeat_agent(app, settings)
     add_commit_watch(app)
     return app
+
+
+def _owned(app: faust.App, keys: Iterable[bytes], partitions: int) -> set[bytes]:
+    """The device keys whose telemetry partition (murmur2, as the producers place them) is assigned here."""
+    assigned = {tp.partition for tp in app.consumer.assignment() if tp.topic == TELEMETRY}
+    return {key for key in keys if (murmur2(key) & 0x7FFFFFFF) % partitions in assigned}
 
 
 def _count_letters(raised: Iterable[DeadLetter], lost: int) -> None:

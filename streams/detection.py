@@ -1,8 +1,8 @@
 """The detect step of the telemetry agent: group a batch by device, judge each, publish what changed.
 
-State is read from and written back to the Faust table once per device per batch; alert changes
-and incidents are on Kafka before the state that remembers them is saved, so a crash in between
-repeats them (harmless: their ids are natural keys) rather than losing them.
+Each device's state is taken from `streams.device_states`, judged, and marked changed once its alert
+changes and incidents are on Kafka; it reaches the changelog at the next commit, under the same lock
+as this step (see that module for why a crash then repeats work rather than losing it).
 
 Readings older than a device's settled time (stragglers) are judged against the stored readings
 of their window (`vigil.rules.stragglers`): the windows of the whole batch are read back in one
@@ -18,8 +18,8 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 
 from streams import metrics
 from streams.care_plan_feed import CarePlans
+from streams.device_states import DeviceStates
 from vigil.rules.lateness import judge_device, late_windows
-from vigil.rules.state import DeviceState
 from vigil.rules.stragglers import Window
 
 log = logging.getLogger(__name__)
@@ -29,20 +29,30 @@ Reading = tuple[int, str, float]
 ReadStored = Callable[[Sequence[tuple[str, Window]]], Awaitable[dict[str, list[Reading]]]]
 
 
-async def detect(records: Iterable[dict], *, table, plans: CarePlans, send_alert: Send,
-                 send_incident: Send, read_stored: ReadStored | None = None) -> None:
-    """Judge a batch of telemetry records (dicts shaped like TelemetryRecord)."""
+async def detect(records: Iterable[dict], *, states: DeviceStates, plans: CarePlans, send_alert: Send,
+                 send_incident: Send, read_stored: ReadStored | None = None, taken_in: int | None = None) -> None:
+    """Judge a batch of telemetry records (dicts shaped like TelemetryRecord).
+
+    `taken_in`: the states' rebalance generation when the batch was taken; after a rebalance since,
+    only the devices still on this worker's partitions are judged. Call with `states.lock` held.
+    """
     by_device: dict[str, list] = defaultdict(list)
     members: dict[str, str] = {}
     for record in records:
         by_device[record["device_id"]].extend(record["readings"])
         members[record["device_id"]] = record["member_id"]
+    if taken_in is not None and taken_in != states.generation:
+        owned = states.still_owned(device_id.encode() for device_id in by_device)
+        moved = [device_id for device_id in by_device if device_id.encode() not in owned]
+        for device_id in moved:
+            del by_device[device_id]
+        metrics.DEVICES_MOVED.inc(len(moved))
     now_ms = int(time.time() * 1000)
     judging = []
     wanted: list[tuple[str, Window]] = []
     for device_id, readings in by_device.items():
         rules, plan_version = plans.rules_for(members[device_id])
-        state = DeviceState.from_dict(table[device_id.encode()])
+        state = states.get(device_id.encode())
         judging.append((device_id, readings, rules, plan_version, state))
         if read_stored is not None:
             wanted += [(device_id, window) for window in late_windows(state, readings, rules)]
@@ -70,7 +80,7 @@ async def detect(records: Iterable[dict], *, table, plans: CarePlans, send_alert
             metrics.READINGS_TOO_LATE.inc(judgement.too_late)
         if judgement.judged_late:
             metrics.READINGS_JUDGED_LATE.inc(judgement.judged_late)
-        table[key] = state.to_dict()
+        states.changed(key)
 
 
 async def _read(read_stored: ReadStored, wanted: list[tuple[str, Window]]) -> dict[str, list[Reading]]:

@@ -28,6 +28,12 @@ the next rebalance or restart, which the idempotent sinks absorb.
    partition in it is empty (Tansu does) then holds every record of a quiet fleet for up to 1.5 s
    before the rules see it. The worker's consumer is given `FETCH_MAX_WAIT_MS` instead.
 
+5. **A step before every commit.** Faust has no hook between "these offsets are acknowledged" and
+   "commit them"; the worker needs one to write the device states it keeps in memory
+   (`streams.device_states`), so that no offset is committed before the state that judged its
+   record is on the changelog. `Consumer.force_commit`, the one path to a commit, first awaits the
+   steps registered with `before_commit`; Faust then flushes the producer and commits.
+
 The patches reach into private methods, so `apply()` runs only on the pinned release and checks
 that every method it wraps is there before touching any: an upgrade or a rename upstream stops the
 worker at start-up instead of quietly dropping a correction.
@@ -121,12 +127,37 @@ def _short_fetch_wait(create: Callable[..., Any]) -> Callable[..., Any]:
     return create_worker_consumer
 
 
+_BEFORE_COMMIT = "_vigil_before_commit"
+
+
+def before_commit(app: Any, step: Callable[[], Awaitable[None]]) -> None:
+    """Run `step` at the start of every offset commit of `app`'s consumer (see fix 5)."""
+    steps = getattr(app, _BEFORE_COMMIT, None)
+    if steps is None:
+        steps = []
+        setattr(app, _BEFORE_COMMIT, steps)
+    steps.append(step)
+
+
+def _steps_first(original: Callable[..., Awaitable[bool]]) -> Callable[..., Awaitable[bool]]:
+    """`Consumer.force_commit` that runs the app's `before_commit` steps before committing anything."""
+
+    @functools.wraps(original)
+    async def force_commit(self: Consumer, *args: Any, **kwargs: Any) -> bool:
+        for step in getattr(self.app, _BEFORE_COMMIT, ()):
+            await step()
+        return await original(self, *args, **kwargs)
+
+    return force_commit
+
+
 PATCHES: tuple[tuple[type, str, Wrap], ...] = (
     (Consumer, "_new_offset", _commit_stops_at_hole),
     (Consumer, "_add_gap", _no_gaps),
     (Recovery, "on_recovery_completed", _resume_partitions_last),
     (Recovery, "_resume_streams", _resume_partitions_last),
     (AIOKafkaConsumerThread, "_create_worker_consumer", _short_fetch_wait),
+    (Consumer, "force_commit", _steps_first),
 )
 
 

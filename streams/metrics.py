@@ -25,3 +25,10 @@ STORED_READ_ERRORS = Counter("vigil_streams_stored_read_errors",
 DETECT_ERRORS = Counter("vigil_streams_detect_errors", "Device batches whose judgement raised an error")
 COMMIT_HOLES = Counter("vigil_streams_commit_holes",
                        "Checks that found a partition's next offset unacknowledged behind later ones")
+STATE_WRITES = Counter("vigil_streams_state_writes",
+                       "Device states written to the table's changelog (at most one per device per commit)")
+STATE_BYTES = Histogram("vigil_streams_state_bytes", "Size of one device state written to the changelog",
+                        buckets=(256, 512, 1024, 2048, 4096, 8192, 16384, 32768, 65536, float("inf")))
+DEVICES_MOVED = Counter("vigil_streams_devices_moved",
+                        "Device batches not judged because a rebalance gave the device's partition to another "
+                        "worker (which reads its records again)")

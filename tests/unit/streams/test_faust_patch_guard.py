@@ -108,6 +108,7 @@ def test_apply_on_the_pinned_faust_wraps_every_named_method_once():
         (Recovery, "on_recovery_completed"),
         (Recovery, "_resume_streams"),
         (AIOKafkaConsumerThread, "_create_worker_consumer"),
+        (Consumer, "force_commit"),
     }
 
 
@@ -120,3 +121,32 @@ async def test_the_workers_consumer_waits_at_most_the_short_fetch_wait_for_recor
     assert consumer._fetch_max_wait_ms == faust_fixes.FETCH_MAX_WAIT_MS == HOT_PATH_FETCH_WAIT_MS < 1500
     # The attribute its start() hands to the fetcher: a rename in aiokafka would leave the wait at 1.5 s.
     assert "self._fetch_max_wait_ms" in inspect.getsource(AIOKafkaConsumer.start)
+
+
+def test_the_steps_registered_before_commit_run_before_the_commit_itself():
+    import asyncio
+
+    order: list[str] = []
+
+    class _App:
+        pass
+
+    class _Consumer:
+        app = _App()
+
+        async def force_commit(self, topics=None):
+            order.append("commit")
+            return True
+
+    _Consumer.force_commit = faust_fixes._steps_first(_Consumer.force_commit)
+
+    async def write_states():
+        await asyncio.sleep(0)
+        order.append("states written")
+
+    assert asyncio.run(_Consumer().force_commit()) is True
+    assert order == ["commit"]  # no steps registered: a plain commit
+    faust_fixes.before_commit(_Consumer.app, write_states)
+    order.clear()
+    assert asyncio.run(_Consumer().force_commit()) is True
+    assert order == ["states written", "commit"]
