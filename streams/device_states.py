@@ -4,8 +4,9 @@ Writing a device's whole state to the Faust table after every batch made one cha
 message at realistic rates (a batch rarely holds two messages of one device), and decoding and
 encoding it each time cost more than judging the readings. Here the states being judged are kept
 as objects; a device judged since the last commit is *dirty*, and `flush` writes each dirty state
-once, as bytes, just before Faust commits offsets (`streams.faust_fixes` calls it first thing in
-every commit, and Faust flushes the producer before it commits).
+once, as compact bytes (`vigil.rules.state_codec`), just before Faust commits offsets
+(`streams.faust_fixes` calls it first thing in every commit, and Faust flushes the producer before
+it commits).
 
 The invariant this keeps: **an offset is committed only when the state written to the changelog
 includes the judgement of every record before it.** Detection of a batch (judging, sending its
@@ -26,10 +27,19 @@ again from the committed offsets.
 from __future__ import annotations
 
 import asyncio
+import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 
 from streams import metrics
+from vigil.rules import state_codec
 from vigil.rules.state import DeviceState
+
+# A state not judged for this long is dropped from memory at the next flush (its bytes stay in the
+# table): as objects a wearable's state takes 5-25 KB, as bytes about 1 KB, so only devices
+# reporting this often or more stay live, and the others are decoded when their next message comes
+# (30-80 us).
+LIVE_FOR_S = 10.0
 
 
 class DeviceStates:
@@ -39,7 +49,9 @@ class DeviceStates:
         # `owned`: which of these device keys are on partitions this worker holds now.
         self._table = table
         self._owned = owned
-        self._live: dict[bytes, DeviceState] = {}
+        # Oldest judged first, so that the states to drop are at the front.
+        self._live: OrderedDict[bytes, DeviceState] = OrderedDict()
+        self._judged_at: dict[bytes, float] = {}
         self._dirty: set[bytes] = set()
         # Held while a batch is judged and while states are written: see the module's invariant.
         self.lock = asyncio.Lock()
@@ -53,33 +65,45 @@ class DeviceStates:
         """The device's state: the live one, else the one last written to the table, else a new one."""
         state = self._live.get(key)
         if state is None:
-            state = DeviceState.from_bytes(self._table.get(key))
+            state = state_codec.decode(self._table.get(key))
             self._live[key] = state
         return state
 
-    def changed(self, key: bytes) -> None:
+    def changed(self, key: bytes, now_s: float | None = None) -> None:
         """The device's state was judged anew and what it found is on Kafka: write it at the next flush."""
         self._dirty.add(key)
+        self._live.move_to_end(key)
+        self._judged_at[key] = time.monotonic() if now_s is None else now_s
 
     def still_owned(self, keys: Iterable[bytes]) -> set[bytes]:
         """Of these devices, those on partitions this worker still holds."""
         return self._owned(keys)
 
-    def flush(self) -> int:
-        """Write each dirty state to the table once; the number written. Call with `lock` held."""
+    def flush(self, now_s: float | None = None) -> int:
+        """Write each dirty state to the table once, drop the states not judged for `LIVE_FOR_S`; the
+        number written. Call with `lock` held."""
         written = 0
         for key in self._dirty:
-            encoded = self._live[key].to_bytes()
+            encoded = state_codec.encode(self._live[key])
             self._table[key] = encoded
             metrics.STATE_BYTES.observe(len(encoded))
             written += 1
         self._dirty.clear()
         metrics.STATE_WRITES.inc(written)
+        oldest = (time.monotonic() if now_s is None else now_s) - LIVE_FOR_S
+        while self._live:
+            key = next(iter(self._live))
+            if self._judged_at.get(key, oldest) > oldest:
+                break
+            del self._live[key]
+            self._judged_at.pop(key, None)
+        metrics.LIVE_STATES.set(len(self._live))
         return written
 
     def forget(self) -> None:
         """Drop every live state (the table keeps what was written); call after `flush`."""
         self._live.clear()
+        self._judged_at.clear()
         self._dirty.clear()
 
     async def before_commit(self) -> None:

@@ -1,6 +1,6 @@
 """Stream-worker counters, exported for Prometheus."""
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 READINGS_STORED = Counter("vigil_streams_readings_stored", "Readings inserted into PostgreSQL")
 BATCH_SECONDS = Histogram("vigil_streams_store_batch_seconds", "Time to store one batch of records")
@@ -32,3 +32,5 @@ STATE_BYTES = Histogram("vigil_streams_state_bytes", "Size of one device state w
 DEVICES_MOVED = Counter("vigil_streams_devices_moved",
                         "Device batches not judged because a rebalance gave the device's partition to another "
                         "worker (which reads its records again)")
+LIVE_STATES = Gauge("vigil_streams_live_states",
+                    "Device states kept in memory as objects (the others are bytes in the table)")

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import orjson
-
 Reading = tuple[int, str, float]
 
 
@@ -51,15 +49,6 @@ class DeviceState:
             "rules_digest": self.rules_digest,
             "head": self.head,
         }
-
-    def to_bytes(self) -> bytes:
-        """The state as the stream worker writes it to its table's changelog."""
-        return orjson.dumps(self.to_dict())
-
-    @classmethod
-    def from_bytes(cls, raw: bytes | None) -> DeviceState:
-        """A state as written by `to_bytes` (or, before, by the table's own JSON codec); None: a new one."""
-        return cls.from_dict(orjson.loads(raw)) if raw else cls()
 
     @classmethod
     def from_dict(cls, data: dict | None) -> DeviceState:

@@ -7,6 +7,7 @@ import asyncio
 import orjson
 
 from streams.device_states import DeviceStates
+from vigil.rules import state_codec
 from vigil.rules.state import DeviceState
 
 
@@ -31,8 +32,8 @@ def test_a_device_judged_many_times_between_commits_is_written_once_with_its_lat
     _judge(states, b"d-2", 5_000)
     assert table == {}  # nothing reaches the changelog between commits
     assert states.flush() == 2
-    assert DeviceState.from_bytes(table[b"d-1"]).watermark_ms == 3_000
-    assert len(DeviceState.from_bytes(table[b"d-1"]).buffer) == 3
+    assert state_codec.decode(table[b"d-1"]).watermark_ms == 3_000
+    assert len(state_codec.decode(table[b"d-1"]).buffer) == 3
     assert states.flush() == 0  # no device judged since: nothing written again
 
 
@@ -43,17 +44,17 @@ def test_what_is_written_is_a_snapshot_that_later_judging_does_not_change():
     states.flush()
     state.watermark_ms = 9_000  # a later batch, not yet flushed
     state.buffer.append((9_000, "water_leak", 0.0))
-    assert DeviceState.from_bytes(table[b"d-1"]).watermark_ms == 1_000
-    assert DeviceState.from_bytes(table[b"d-1"]).buffer == [(1_000, "water_leak", 1.0)]
+    assert state_codec.decode(table[b"d-1"]).watermark_ms == 1_000
+    assert state_codec.decode(table[b"d-1"]).buffer == [(1_000, "water_leak", 1.0)]
 
 
 def test_a_state_is_read_from_the_table_once_and_then_kept_live():
     saved = DeviceState(watermark_ms=7_000, settled_ms=6_000, buffer=[(6_500, "smoke", 0.0)])
-    table = {b"d-1": saved.to_bytes()}
+    table = {b"d-1": state_codec.encode(saved)}
     states = _states(table)
     first = states.get(b"d-1")
     assert first.watermark_ms == 7_000 and first.buffer == [(6_500, "smoke", 0.0)]
-    table[b"d-1"] = DeviceState(watermark_ms=1).to_bytes()
+    table[b"d-1"] = state_codec.encode(DeviceState(watermark_ms=1))
     assert states.get(b"d-1") is first  # the live state, not a fresh decode
     assert states.get(b"unknown") == DeviceState()
 
@@ -95,7 +96,7 @@ def test_a_commit_waits_for_the_batch_being_judged_so_it_never_writes_a_state_wh
 
         async def commit() -> None:
             await states.before_commit()
-            order.append(f"written at {DeviceState.from_bytes(table[b'd-1']).watermark_ms}")
+            order.append(f"written at {state_codec.decode(table[b'd-1']).watermark_ms}")
 
         judging = asyncio.create_task(judge_a_batch())
         await asyncio.sleep(0)
@@ -142,3 +143,21 @@ def test_the_worker_table_keeps_the_bytes_it_is_given():
 
     table = build_app(get_settings()).tables["device-state"]
     assert (table.key_serializer, table.value_serializer) == ("raw", "raw")
+
+
+def test_states_not_judged_for_a_while_leave_memory_after_a_flush_and_come_back_as_they_were():
+    from streams.device_states import LIVE_FOR_S
+
+    table: dict[bytes, bytes] = {}
+    states = _states(table)
+    for key, at in ((b"quiet", 100.0), (b"busy", 100.0)):
+        states.get(key).watermark_ms = 1_000
+        states.changed(key, now_s=at)
+    states.flush(now_s=100.5)
+    assert states.live == 2  # both judged just now
+    states.get(b"busy").watermark_ms = 2_000
+    states.changed(b"busy", now_s=100.0 + LIVE_FOR_S)
+    states.flush(now_s=100.0 + LIVE_FOR_S + 1)
+    assert states.live == 1  # the quiet one is bytes in the table only...
+    assert states.get(b"quiet").watermark_ms == 1_000  # ...and read back when its device speaks again
+    assert states.get(b"busy").watermark_ms == 2_000
