@@ -28,6 +28,8 @@ HOME_SAMPLE: tuple[tuple[str, int | float], ...] = (
 CONNECT_TIMEOUT_S = 15
 ACK_TIMEOUT_S = 60
 START_TIMEOUT_S = 60
+# How far ahead of its schedule a paced publisher may get before it sleeps (bursts of a few messages).
+PACE_AHEAD_S = 0.005
 
 
 def rfc3339_ms(epoch_s: float) -> str:
@@ -173,8 +175,10 @@ def _run(job: PublishJob, signal_ready, go) -> PublishResult:
             elif published >= job.messages:
                 break
             if job.rate_per_s:
+                # Sleep only once a few ms ahead: a sleep per message cost the generator three times
+                # the CPU per message at half load than at full speed, taken from the pipeline.
                 delay = started + published / job.rate_per_s - time.monotonic()
-                if delay > 0:
+                if delay > PACE_AHEAD_S:
                     time.sleep(delay)
             if not acks.window.acquire(timeout=ACK_TIMEOUT_S):
                 raise RuntimeError(f"the broker acknowledged nothing for {ACK_TIMEOUT_S} s")
