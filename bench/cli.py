@@ -152,7 +152,8 @@ def _measure_ceilings(settings: Settings, report: BenchReport, run_id: str, size
 
 
 def _end_to_end(settings: Settings, report: BenchReport, pipeline: Pipeline, sizes: dict) -> None:
-    groups = {name: (lambda name=name: [p for n, p in pipeline.pids().items() if n == name])
+    # Every copy of a service counts towards its line.
+    groups = {name: (lambda name=name: pipeline.service_pids(name))
               for name in ("ingest", "streams", "api", "scheduler")}
     for name, path in _broker_pids(settings).items():
         groups[name] = lambda path=path: _pid_file(path)
@@ -160,7 +161,9 @@ def _end_to_end(settings: Settings, report: BenchReport, pipeline: Pipeline, siz
     groups["load generator"] = lambda: [os.getpid()]
     meter = CpuMeter(groups, cpus=report.cpus)
     report.cpu = meter.uses  # filled phase by phase, so a run that stops early still shows its phases
-    with _phase("starting ingest, the stream worker and the API"):
+    workers, ingest = pipeline.copies["streams"], pipeline.copies["ingest"]
+    with _phase(f"starting {_count(ingest, 'ingest process', 'ingest processes')}, "
+                f"{_count(workers, 'stream worker', 'stream workers')}, the API and the scheduler"):
         pipeline.start()
     with _phase(f"registering {sizes['devices']} devices and {2 * sizes['leaks']} leak sensors"):
         fleet = pipeline.provision(devices=sizes["devices"], connections=sizes["connections"],
@@ -185,6 +188,10 @@ def _end_to_end(settings: Settings, report: BenchReport, pipeline: Pipeline, siz
                                                     duration_s=sizes["load_seconds"], first_seq=first_seq(4)))
     report.throughput.append(_throughput(pipeline, meter, fleet, sizes, readings=10, number=2))
     report.memory = _memory(settings, pipeline)
+
+
+def _count(n: int, one: str, many: str) -> str:
+    return f"{n} {one if n == 1 else many}"
 
 
 def _throughput(pipeline: Pipeline, meter: CpuMeter, fleet: Fleet, sizes: dict, *, readings: int,
@@ -228,6 +235,8 @@ def bench(
     quick: Annotated[bool, typer.Option("--quick", help="Small sizes: a smoke run with about 10 s of load.")] = False,
     json_path: Annotated[Path | None, typer.Option("--json", help="Also write the figures to this JSON file.",
                                                    dir_okay=False)] = None,
+    workers: Annotated[int, typer.Option(help="Stream workers sharing the telemetry partitions.", min=1)] = 1,
+    ingest: Annotated[int, typer.Option(help="Ingest processes sharing the broker subscription.", min=1)] = 1,
 ) -> None:
     """Measure each stage's ceiling, then the whole pipeline end to end, and compare with the aims."""
     from stack import manager
@@ -246,7 +255,7 @@ def bench(
              "load_seconds": load_seconds or defaults["load_seconds"]}
     sizes["connections"] = min(sizes["connections"], sizes["devices"])
     run_id = new_run_id()
-    report = BenchReport(run_id=run_id, cpus=cpu_count(), sizes=sizes)
+    report = BenchReport(run_id=run_id, cpus=cpu_count(), sizes=sizes, workers=workers, ingest=ingest)
     try:
         with _phase("bringing the stack up"):
             manager.up(settings)
@@ -257,7 +266,11 @@ def bench(
         ceilings.vacuum_telemetry(settings.database_url)
     token = settings.admin_token or issue_token(settings.database_url, "admin", None)
     log_path = settings.state_dir / "logs" / f"bench-{run_id}.log"
-    pipeline = Pipeline(settings, run_id=run_id, token=token, log_path=log_path)
+    try:
+        pipeline = Pipeline(settings, run_id=run_id, token=token, log_path=log_path, workers=workers, ingest=ingest)
+    except ValueError as e:  # copies that would share a port
+        console.print(f"[red]{e}[/red]")
+        raise typer.Exit(2) from e
     failed = None
     try:
         _measure_ceilings(settings, report, run_id, sizes)

@@ -84,12 +84,15 @@ def _output_to(path: Path) -> Iterator[None]:
 class Pipeline:
     """Vigil's services as child processes, the API as an admin, and the database."""
 
-    def __init__(self, settings: Settings, *, run_id: str, token: str, log_path: Path) -> None:
+    def __init__(self, settings: Settings, *, run_id: str, token: str, log_path: Path, workers: int = 1,
+                 ingest: int = 1) -> None:
         self.settings = settings
         self.run_id = run_id
         self.prefix = f"bench-{run_id}"
         self.log_path = log_path
-        self._supervisor = Supervisor(SERVICES)
+        # How many stream workers and ingest processes run, as `vigil run --workers --ingest` runs them.
+        self.copies = {"streams": workers, "ingest": ingest}
+        self._supervisor = Supervisor(SERVICES, copies=self.copies, settings=settings)
         self._started = False
         # Each leak sensor's member has a channel into this inbox, so the bench times outreach too.
         self.inbox = Inbox()
@@ -123,10 +126,15 @@ class Pipeline:
     def _check_alive(self) -> None:
         for name, pid in self._supervisor.pids().items():
             if not alive(pid):
-                raise BenchError(f"the {name} service exited; see {self.log_path}")
+                raise BenchError(f"the {name} process exited; see {self.log_path}")
 
     def pids(self) -> dict[str, int]:
+        """By child: `streams`, or `streams-1`, `streams-2`, ... when several run."""
         return self._supervisor.pids()
+
+    def service_pids(self, service: str) -> list[int]:
+        """Every copy of one service."""
+        return self._supervisor.service_pids().get(service, [])
 
     def stop(self) -> None:
         if self._started:

@@ -205,6 +205,8 @@ class BenchReport:
     run_id: str
     cpus: int
     sizes: dict[str, float]
+    workers: int = 1  # stream workers
+    ingest: int = 1  # ingest processes
     ceilings: list[Ceiling] = field(default_factory=list)
     stage_latencies: list[StageLatency] = field(default_factory=list)
     throughput: list[Throughput] = field(default_factory=list)
@@ -228,6 +230,7 @@ class BenchReport:
             "run_id": self.run_id,
             "cpus": self.cpus,
             "sizes": self.sizes,
+            "processes": {"streams": self.workers, "ingest": self.ingest},
             "ceilings": [asdict(c) | {"per_s": c.per_s, "mb_per_s": c.mb_per_s} for c in self.ceilings],
             "stage_latencies": [asdict(s) for s in self.stage_latencies],
             "throughput": [asdict(t) | {"messages_per_s": t.messages_per_s, "readings_per_s": t.readings_per_s,
@@ -412,7 +415,9 @@ def memory_rows(memory: Iterable[Memory]) -> list[tuple[str, str, str, str]]:
 
 def render(report: BenchReport, console: Console) -> None:
     """Print the ceilings and the end-to-end figures side by side, then aims, CPU and memory."""
-    console.print(f"[bold]Vigil bench[/bold] run {report.run_id}: {report.cpus} CPUs. The load generator "
+    console.print(f"[bold]Vigil bench[/bold] run {report.run_id}: {report.cpus} CPUs, "
+                  f"{report.workers} stream worker{'s' if report.workers != 1 else ''} and "
+                  f"{report.ingest} ingest process{'es' if report.ingest != 1 else ''}. The load generator "
                   "runs on this machine and competes with the services and brokers for them.")
     ceilings = Table("stage", "measured alone", "sample", "ceiling", title="Ceilings (each stage alone)")
     for row in ceiling_rows(report.ceilings, report.stage_latencies):

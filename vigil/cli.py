@@ -118,14 +118,24 @@ def migrate_cmd() -> None:
 @app.command("run")
 def run_cmd(
     only: Annotated[str, typer.Option(help="Comma-separated subset of the services")] = ",".join(SERVICES),
+    workers: Annotated[int, typer.Option(
+        help="Stream workers: they share the telemetry partitions, so more than VIGIL_TELEMETRY_PARTITIONS "
+             "leaves the rest idle.", min=1, envvar="VIGIL_STREAMS_WORKERS")] = 1,
+    ingest: Annotated[int, typer.Option(
+        help="Ingest processes: they share the broker subscription, each under its own VIGIL_INGEST_INSTANCE "
+             "(the configured one, then <instance>-2, <instance>-3, ...).", min=1,
+        envvar="VIGIL_INGEST_PROCESSES")] = 1,
 ) -> None:
     """Run the services in the foreground until SIGINT/SIGTERM."""
     from vigil.runner import run_foreground
 
     settings = _settings()
     configure_logging(settings.log_level)
+    if workers > settings.telemetry_partitions:
+        console.print(f"[yellow]{workers} stream workers for {settings.telemetry_partitions} telemetry partitions: "
+                      f"{workers - settings.telemetry_partitions} will stand idle[/yellow]")
     try:
-        run_foreground([n.strip() for n in only.split(",") if n.strip()])
+        run_foreground([n.strip() for n in only.split(",") if n.strip()], {"streams": workers, "ingest": ingest})
     except ValueError as e:
         console.print(f"[red]{e}[/red]")
         raise typer.Exit(2) from e

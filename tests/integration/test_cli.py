@@ -107,6 +107,25 @@ def test_run_refuses_an_unknown_service_by_name():
     assert "nope" in result.output
 
 
+@pytest.mark.parametrize(("args", "env"), [(["--ingest", "2"], {}), ([], {"VIGIL_INGEST_PROCESSES": "2"})],
+                         ids=["option", "environment"])
+def test_run_refuses_ingest_copies_that_would_listen_on_the_stream_workers_port(args: list[str], env: dict):
+    second_ingest_port = int(os.environ["VIGIL_INGEST_METRICS_PORT"]) + 10
+    result = runner.invoke(app, ["run", "--only", "ingest,streams", *args],
+                           env={"DATABASE_URL": DATABASE_URL, "VIGIL_STREAMS_METRICS_PORT": str(second_ingest_port),
+                                **env})
+
+    assert result.exit_code == 2, result.output
+    assert f"streams and ingest-2 would both listen on port {second_ingest_port}" in _words(result.output)
+
+
+def test_run_needs_at_least_one_worker():
+    result = runner.invoke(app, ["run", "--only", "streams", "--workers", "0"], env={"DATABASE_URL": DATABASE_URL})
+
+    assert result.exit_code == 2
+    assert "--workers" in result.output
+
+
 # --- token lifetimes and revocation -------------------------------------------------------------------
 
 
