@@ -18,6 +18,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Iterable
@@ -43,6 +44,8 @@ log = logging.getLogger(__name__)
 BATCH = 5000
 # How long a batch waits to fill: the floor on publish -> alert latency at low load.
 BATCH_WAIT_S = 0.05
+# How often a batch waiting for the tables' recovery after a rebalance checks that one is under way.
+READY_CHECK_S = 5.0
 
 
 def build_app(settings: Settings) -> faust.App:
@@ -111,7 +114,7 @@ def build_app(settings: Settings) -> faust.App:
         _count_letters([*bad, *stored.letters], stored.lost)
         # Judge nobody before the plans that existed at start-up are known, nor during a rebalance.
         await plans.ready.wait()
-        await states.ready.wait()
+        await _recovered(app, states)
         async with states.lock:
             await detect(stored.records, states=states, plans=plans, send_alert=send_alert,
                          send_incident=send_incident, read_stored=read_stored, taken_in=taken_in)
@@ -144,6 +147,23 @@ def build_app(settings: Settings) -> faust.App:
     add_heartbeat_agent(app, settings)
     add_commit_watch(app)
     return app
+
+
+async def _recovered(app: faust.App, states: DeviceStates) -> None:
+    """Wait until the tables are recovered after a rebalance.
+
+    Faust's "rebalance complete" signal says so; should it never come (Faust skips recovery when
+    the group's generation moved on meanwhile), a rebalance that Faust itself has left behind says
+    it too, rather than leaving the agent waiting for good.
+    """
+    while not states.ready.is_set():
+        try:
+            await asyncio.wait_for(states.ready.wait(), READY_CHECK_S)
+        except TimeoutError:
+            if not (app.rebalancing or app.in_recovery):
+                log.warning("no rebalance-complete signal within %.0f s of a rebalance that has ended; "
+                            "judging resumes", READY_CHECK_S)
+                states.recovered()
 
 
 def _owned(app: faust.App, keys: Iterable[bytes], partitions: int) -> set[bytes]:

@@ -27,6 +27,7 @@ again from the committed offsets.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
@@ -34,6 +35,8 @@ from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from streams import metrics
 from vigil.rules import state_codec
 from vigil.rules.state import DeviceState
+
+log = logging.getLogger(__name__)
 
 # A state not judged for this long is dropped from memory at the next flush (its bytes stay in the
 # table): as objects a wearable's state takes 5-25 KB, as bytes about 1 KB, so only devices
@@ -116,12 +119,15 @@ class DeviceStates:
         self.ready.clear()
         self.generation += 1
         async with self.lock:
-            self.flush()
+            written = self.flush()
             await flush_producer()
             self.forget()
+        log.info("rebalance: %d device states written; judging waits for the tables to be recovered", written)
 
     def recovered(self) -> None:
         """The tables are recovered after a rebalance: batches may be judged again."""
+        if not self.ready.is_set():
+            log.info("tables recovered: judging resumes")
         self.ready.set()
 
     @property
