@@ -11,6 +11,7 @@ import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated
 
@@ -20,6 +21,7 @@ from rich.console import Console
 from rich.status import Status
 
 from bench import ceilings
+from bench.bare_faust import bare_faust
 from bench.end_to_end import BenchError, Fleet, Pipeline, first_seq, new_run_id
 from bench.procfs import CpuMeter, cpu_count, memory_kb
 from bench.report import (
@@ -32,6 +34,7 @@ from bench.report import (
     render,
     summarize_latency,
 )
+from bench.soak import SoakMinute, soak
 from vigil.logs import configure_logging
 from vigil.settings import ConfigError, Settings, get_settings
 
@@ -69,6 +72,8 @@ _QUICK = {"messages": 5_000, "devices": 40, "leaks": 10, "load_seconds": 10.0}
 # Kafka takes many more records per second than the other stages: give it enough to time.
 _KAFKA_FACTOR = 5
 _CPU_CORE_MESSAGES = 20_000
+# Records the bare Faust agent reads: enough to time it (about 10 s here) without lengthening the run much.
+_BARE_FAUST_RECORDS = 120_000
 
 
 def _pid_file(path: Path) -> list[int]:
@@ -128,6 +133,9 @@ def _measure_ceilings(settings: Settings, report: BenchReport, run_id: str, size
                 report.ceilings.append(ceilings.kafka_produce(settings, run_id, records=messages * _KAFKA_FACTOR,
                                                               readings=readings, devices=devices))
             report.ceilings.append(ceilings.kafka_consume(settings, expected=2 * messages * _KAFKA_FACTOR))
+            # Faust's own cost per record, to set beside the stream worker's (its 1-reading records).
+            report.ceilings.append(bare_faust(settings, topic=ceilings.BENCH_TOPIC,
+                                              expected=min(messages * _KAFKA_FACTOR, _BARE_FAUST_RECORDS)))
             report.stage_latencies.append(StageLatency(
                 stage="Kafka round trip", measure="produce -> Faust-like consumer, one at a time",
                 latency=summarize_latency(ceilings.kafka_round_trip(settings, with_empty_partition=False))))
@@ -190,6 +198,39 @@ def _end_to_end(settings: Settings, report: BenchReport, pipeline: Pipeline, siz
     report.memory = _memory(settings, pipeline)
 
 
+def _soak(settings: Settings, report: BenchReport, pipeline: Pipeline, sizes: dict, seconds: float) -> None:
+    """The 1-reading run finds the maximum; then half of it for `seconds`, a line a minute, and a verdict."""
+    groups = {name: (lambda name=name: pipeline.service_pids(name)) for name in ("ingest", "streams", "api")}
+    meter = CpuMeter(groups, cpus=report.cpus)
+    report.cpu = meter.uses
+    with _phase("starting the services"):
+        pipeline.start()
+    with _phase(f"registering {sizes['devices']} devices"):
+        fleet = pipeline.provision(devices=sizes["devices"], connections=sizes["connections"], leaks=1)
+    with _phase("waiting for a probe message to be stored"):
+        pipeline.probe(fleet)
+    report.throughput.append(_throughput(pipeline, meter, fleet, sizes, readings=1, number=1))
+    half = 0.5 * (report.throughput[0].messages_per_s or 0.0)
+    console.print(f"→ soak: {half:,.0f} msg/s (half the maximum) for {seconds:,.0f} s; a line a minute")
+
+    def line(m: SoakMinute) -> None:
+        latency = (f"p50 {m.latency.p50_ms:,.0f} ms · p99 {m.latency.p99_ms:,.0f} ms" if m.latency else "none stored")
+        memory = ", ".join(f"{name} {mb:,.0f} MB" for name, mb in m.rss_mb.items())
+        lag = "?" if m.lag is None else f"{m.lag:,}"
+        console.print(f"  minute {m.minute}: stored {m.stored_per_s:,.0f} msg/s · lag {lag} · "
+                      f"publish -> stored {latency} · {memory}")
+
+    result = soak(pipeline.paced_jobs(fleet, readings=1, first_seq=first_seq(5), duration_s=seconds, rate_per_s=half),
+                  database_url=settings.database_url, pattern=fleet.load_pattern,
+                  bootstrap=settings.kafka_bootstrap, partitions=settings.telemetry_partitions,
+                  pids=pipeline.pids, rate_per_s=half, seconds=seconds, on_minute=line)
+    report.soak = asdict(result)
+    if result.flat:
+        console.print("[green]soak: throughput, lag, memory and latency stayed flat[/green]")
+    else:
+        console.print("[red]soak: not flat[/red]: " + "; ".join(result.reasons))
+
+
 def _count(n: int, one: str, many: str) -> str:
     return f"{n} {one if n == 1 else many}"
 
@@ -237,6 +278,10 @@ def bench(
                                                    dir_okay=False)] = None,
     workers: Annotated[int, typer.Option(help="Stream workers sharing the telemetry partitions.", min=1)] = 1,
     ingest: Annotated[int, typer.Option(help="Ingest processes sharing the broker subscription.", min=1)] = 1,
+    soak_seconds: Annotated[float | None, typer.Option(
+        "--soak", help="Instead of the usual runs: the maximum, then half of it for this long, with "
+                       "throughput, lag, memory and latency every minute and a verdict on whether they "
+                       "stayed flat.", min=120)] = None,
 ) -> None:
     """Measure each stage's ceiling, then the whole pipeline end to end, and compare with the aims."""
     from stack import manager
@@ -273,8 +318,11 @@ def bench(
         raise typer.Exit(2) from e
     failed = None
     try:
-        _measure_ceilings(settings, report, run_id, sizes)
-        _end_to_end(settings, report, pipeline, sizes)
+        if soak_seconds:
+            _soak(settings, report, pipeline, sizes, soak_seconds)
+        else:
+            _measure_ceilings(settings, report, run_id, sizes)
+            _end_to_end(settings, report, pipeline, sizes)
     except (BenchError, RuntimeError) as e:
         failed = e
     finally:

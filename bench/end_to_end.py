@@ -231,8 +231,9 @@ class Pipeline:
 
     # -- runs ------------------------------------------------------------------------------------
 
-    def _jobs(self, fleet: Fleet, *, readings: int, first_seq: int, messages: int = 0, duration_s: float = 0.0,
-              rate_per_s: float | None = None) -> list[PublishJob]:
+    def paced_jobs(self, fleet: Fleet, *, readings: int, first_seq: int, messages: int = 0, duration_s: float = 0.0,
+                   rate_per_s: float | None = None) -> list[PublishJob]:
+        """One publisher per gateway connection: `messages` in all, or for `duration_s` at `rate_per_s` in all."""
         counts = share(messages, len(fleet.loads)) if messages else [0] * len(fleet.loads)
         per_connection = rate_per_s / len(fleet.loads) if rate_per_s else None
         return [PublishJob(host=self.settings.mqtt_host, port=self.settings.mqtt_port, login=login,
@@ -242,7 +243,7 @@ class Pipeline:
     def throughput(self, fleet: Fleet, cpu: PhaseCpu, *, messages: int, readings: int, first_seq: int,
                    report_progress=lambda _stored, _expected: None) -> Throughput:
         """Publish `messages` as fast as the broker takes them, then wait until the database has them."""
-        publishers = Publishers(self._jobs(fleet, readings=readings, first_seq=first_seq, messages=messages))
+        publishers = Publishers(self.paced_jobs(fleet, readings=readings, first_seq=first_seq, messages=messages))
         try:
             publishers.start()
             cpu.begin()
@@ -299,7 +300,7 @@ class Pipeline:
         client = connect(self.settings.mqtt_host, self.settings.mqtt_port, fleet.leaks, window=len(leaks) * 2 + 10)
         try:
             if background_per_s:
-                publishers = Publishers(self._jobs(fleet, readings=1, first_seq=first_seq, duration_s=duration_s,
+                publishers = Publishers(self.paced_jobs(fleet, readings=1, first_seq=first_seq, duration_s=duration_s,
                                                    rate_per_s=background_per_s))
                 publishers.start()
             cpu.begin()

@@ -213,6 +213,8 @@ class BenchReport:
     alerts: list[AlertLatency] = field(default_factory=list)
     cpu: list[CpuUse] = field(default_factory=list)
     memory: list[Memory] = field(default_factory=list)
+    # `vigil bench --soak`: bench.soak.SoakResult as plain data (this module does not import the soak).
+    soak: dict | None = None
     notes: list[str] = field(default_factory=list)
 
     def run_with(self, readings_per_message: int) -> Throughput | None:
@@ -241,6 +243,7 @@ class BenchReport:
             "memory": [asdict(m) for m in self.memory],
             "cpu_ms_per_message": {per_message(n): run_cpu(self, n) for n in (1, 10) if run_cpu(self, n)},
             "aims": [asdict(a) for a in self.aims()],
+            "soak": self.soak,
             "notes": list(self.notes),
         }
 
