@@ -1,9 +1,10 @@
 """The ingest process: MQTT shared subscription in, Kafka records out, broker ack only after Kafka's.
 
-paho runs its network loop in a thread; librdkafka delivers acknowledgements on a poll thread.
-An MQTT message is acknowledged to the broker when every Kafka record made from it (the telemetry
-record and its dead letters) has been acknowledged by Kafka. Until then the broker keeps it, and
-with a persistent session it also keeps what arrives while ingest is down.
+paho runs its network loop in a thread, which also takes librdkafka's acknowledgements as it goes;
+a sweeper thread takes those that come while no message does. An MQTT message is acknowledged to
+the broker when every Kafka record made from it (the telemetry record and its dead letters) has been
+acknowledged by Kafka. Until then the broker keeps it, and with a persistent session it also keeps
+what arrives while ingest is down.
 
 No message can stop ingest: whatever its handling raises dead-letters that message as
 `internal_error`. Should a thread die anyway, the process exits non-zero for its supervisor to
@@ -32,7 +33,7 @@ from ingest.validation import Verdict, failed, judge
 from vigil.broker_accounts import INGEST_SUBSCRIPTION, INGEST_USERNAME, ingest_client_id
 from vigil.settings import Settings
 from vigil.storage.device_lookup import DeviceRegistry
-from vigil.telemetry import RegisteredDevice
+from vigil.telemetry import RegisteredDevice, TelemetryRecord
 from vigil.topics import DEAD_LETTERS, HEARTBEAT_INTERVAL_S, HEARTBEATS, TELEMETRY, ingest_probe_topic
 
 log = logging.getLogger(__name__)
@@ -41,6 +42,11 @@ RECEIVE_MAXIMUM = 1000  # in-flight messages the broker may push before our acks
 # Worth waiting for: the database is away (a held message holds the broker too, by design).
 # Anything else psycopg raises would fail the same way again, so it fails the message instead.
 TRANSIENT_DB_ERRORS = (psycopg.OperationalError, psycopg.InterfaceError)
+# While messages arrive, the network thread serves Kafka's acknowledgements after each one: served
+# there, they need no hand-over of the GIL between threads. The sweeper serves the rest this often.
+DELIVERY_SWEEP_S = 0.02
+# A record's JSON as bytes in one step (`model_dump_json` makes a str to be encoded again).
+_RECORD_JSON = TelemetryRecord.__pydantic_serializer__.to_json
 
 
 class _PendingAck:
@@ -145,13 +151,15 @@ class IngestService:
     def _on_message(self, client: mqtt.Client, userdata, message: mqtt.MQTTMessage) -> None:
         # An exception leaving this callback would end paho's network thread, and with it ingest.
         try:
-            if message.topic == self._probe_topic:
+            topic = message.topic  # decoded from bytes on each access
+            if topic == self._probe_topic:
                 self._on_probe(message.payload)
             else:
-                self._send(judge(message.topic, message.payload, now_ms=_now_ms(),
-                                 retention_ms=self._retention_ms, lookup=self._lookup), message)
+                self._send(judge(topic, message.payload, now_ms=_now_ms(), retention_ms=self._retention_ms,
+                                 lookup=self._lookup), message)
         except Exception as e:  # whatever it is, it is this message's failure, not ingest's
             self._on_failure(message, e)
+        self._producer.poll(0)
 
     def _on_failure(self, message: mqtt.MQTTMessage, error: Exception) -> None:
         """Dead-letter the message as `internal_error` and acknowledge it once Kafka has that."""
@@ -168,20 +176,20 @@ class IngestService:
     def _send(self, verdict: Verdict, message: mqtt.MQTTMessage) -> None:
         """Put the verdict's records on Kafka; the message is acknowledged when Kafka has them all."""
         outgoing: list[tuple[str, bytes, bytes]] = []
-        if verdict.record is not None:
-            record = verdict.record
-            outgoing.append((TELEMETRY, record.device_id.encode(), record.model_dump_json().encode()))
-            metrics.MESSAGES.labels("accepted").inc()
-            metrics.READINGS.labels("accepted").inc(len(record.readings))
-            if verdict.dead_letters:
-                metrics.READINGS.labels("rejected").inc(len(verdict.dead_letters))
+        record, dead_letters = verdict.record, verdict.dead_letters
+        if record is not None:
+            outgoing.append((TELEMETRY, record.device_id.encode(), _RECORD_JSON(record)))
+            metrics.ACCEPTED_MESSAGES.inc()
+            metrics.ACCEPTED_READINGS.inc(len(record.readings))
+            if dead_letters:
+                metrics.REJECTED_READINGS.inc(len(dead_letters))
         else:
-            metrics.MESSAGES.labels("rejected").inc()
-        for dead in verdict.dead_letters:
+            metrics.REJECTED_MESSAGES.inc()
+        for dead in dead_letters:
             metrics.DEAD_LETTERS.labels(dead.reason).inc()
             outgoing.append((DEAD_LETTERS, (dead.device_id or "").encode(), dead.model_dump_json().encode()))
-        with self._lock:
-            pending = _PendingAck(message.mid, self._generation, len(outgoing))
+        # The generation changes only in `_on_connect`, on this same network thread.
+        pending = _PendingAck(message.mid, self._generation, len(outgoing))
         for topic, key, value in outgoing:
             self._produce(topic, key, value, pending, message.qos)
 
@@ -213,10 +221,11 @@ class IngestService:
                 ready = pending.remaining == 0 and pending.generation == self._generation
             if ready and self._client is not None:
                 self._client.ack(pending.mid, qos)
+                metrics.ACKNOWLEDGED.inc()
 
         while True:
             try:
-                self._producer.produce(topic, value=value, key=key, on_delivery=delivered)
+                self._producer.produce(topic, value, key, on_delivery=delivered)
                 return
             except BufferError:
                 # librdkafka's queue is full (Kafka is slow or away): wait here, which in turn
@@ -260,8 +269,8 @@ class IngestService:
             log.debug("Kafka queue full; heartbeat skipped")
 
     def _poll_kafka(self) -> None:
-        while not self._stop.is_set():
-            self._producer.poll(0.05)
+        while not self._stop.wait(DELIVERY_SWEEP_S):
+            self._producer.poll(0)
 
 
 def _now_ms() -> int:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any, NamedTuple
 
 from pydantic import ValidationError
 
@@ -16,6 +17,8 @@ from ingest.decoding import decode_json
 from vigil.telemetry import (
     MAX_FUTURE_S,
     MAX_PAYLOAD_BYTES,
+    MAX_READINGS,
+    MAX_SEQ,
     METRICS,
     TOPIC_RE,
     DeadLetter,
@@ -23,12 +26,16 @@ from vigil.telemetry import (
     RegisteredDevice,
     TelemetryEnvelope,
     TelemetryRecord,
+    rfc3339_ms,
     to_ms,
 )
 from vigil.validation_errors import first_error
 
 # Control characters in device-chosen text (field names) as `\x00`, like repr shows them.
 _ESCAPED_CONTROLS = {c: f"\\x{c:02x}" for c in (*range(0x20), 0x7F)}
+_ENVELOPE_FIELDS = frozenset(TelemetryEnvelope.model_fields)
+_READING_FIELDS = frozenset(Reading.model_fields)
+_NUMBERS = (int, float)
 
 
 @dataclass(slots=True)
@@ -69,6 +76,51 @@ def _first_error(e: ValidationError) -> tuple[str, str]:
     return where.translate(_ESCAPED_CONTROLS), message
 
 
+class _Envelope(NamedTuple):
+    """A valid message's fields, its readings still raw."""
+
+    device_id: str
+    seq: int
+    sent_at_ms: int
+    readings: list[Any]
+
+
+def _envelope(raw: dict[str, Any], topic_device: str) -> _Envelope:
+    """The message's fields; `ValidationError` as `TelemetryEnvelope` raises it.
+
+    The usual message (exactly the four fields, each of the right JSON type, its device the
+    topic's) is checked here directly: pydantic would accept it unchanged. Anything else goes
+    through `TelemetryEnvelope`, which accepts or refuses it and says why.
+    """
+    if raw.keys() == _ENVELOPE_FIELDS:
+        device_id, seq, sent_at, readings = raw["device_id"], raw["seq"], raw["sent_at"], raw["readings"]
+        # Equal to the topic's, the device id matches DEVICE_ID_PATTERN as the topic's does.
+        if (device_id == topic_device and type(seq) is int and 0 <= seq <= MAX_SEQ and type(readings) is list
+                and 0 < len(readings) <= MAX_READINGS and type(sent_at) is str):
+            sent_at_ms = rfc3339_ms(sent_at)
+            if sent_at_ms is not None:
+                return _Envelope(device_id, seq, sent_at_ms, readings)
+    envelope = TelemetryEnvelope.model_validate(raw)
+    return _Envelope(envelope.device_id, envelope.seq, to_ms(envelope.sent_at), envelope.readings)
+
+
+def _reading(item: Any) -> tuple[int, str, int | float]:
+    """A reading as (ts in epoch ms, metric, value); `ValidationError` as `Reading` raises it.
+
+    Checked directly when it is exactly `ts`, `metric` and `value` of the right JSON types and a
+    valid time stamp; anything else goes through `Reading`, which also says what is wrong.
+    """
+    if type(item) is dict and item.keys() == _READING_FIELDS:
+        ts, metric, value = item["ts"], item["metric"], item["value"]
+        # `type(...) in`: a JSON true or false is a bool, which StrictInt refuses.
+        if type(ts) is str and type(metric) is str and type(value) in _NUMBERS:
+            ts_ms = rfc3339_ms(ts)
+            if ts_ms is not None:
+                return ts_ms, metric, value
+    reading = Reading.model_validate(item)
+    return to_ms(reading.ts), reading.metric, reading.value
+
+
 def judge(
     topic: str,
     payload: bytes,
@@ -95,21 +147,19 @@ def judge(
     if not isinstance(raw, dict):
         return refuse("schema", "payload: must be a JSON object", topic_device)
     try:
-        envelope = TelemetryEnvelope.model_validate(raw)
+        envelope = _envelope(raw, topic_device)
     except ValidationError as e:
         where, msg = _first_error(e)
         return refuse("schema", f"{where}: {msg}", topic_device)
-    if envelope.device_id != topic_device:
-        return refuse("device_mismatch",
-                      f"device_id: {envelope.device_id!r} differs from the topic's {topic_device!r}",
-                      topic_device, envelope.seq)
-    device = lookup(envelope.device_id)
+    device_id, seq = envelope.device_id, envelope.seq
+    if device_id != topic_device:
+        return refuse("device_mismatch", f"device_id: {device_id!r} differs from the topic's {topic_device!r}",
+                      topic_device, seq)
+    device = lookup(device_id)
     if device is None:
-        return refuse("unknown_device", f"device_id: {envelope.device_id!r} is not registered",
-                      envelope.device_id, envelope.seq)
+        return refuse("unknown_device", f"device_id: {device_id!r} is not registered", device_id, seq)
     if not device.enabled:
-        return refuse("disabled_device", f"device_id: {envelope.device_id!r} is disabled",
-                      envelope.device_id, envelope.seq)
+        return refuse("disabled_device", f"device_id: {device_id!r} is disabled", device_id, seq)
 
     kept: list[tuple[int, str, float]] = []
     dead: list[DeadLetter] = []
@@ -118,31 +168,28 @@ def judge(
     for index, item in enumerate(envelope.readings):
         reason, detail = None, ""
         try:
-            reading = Reading.model_validate(item)
+            ts_ms, metric, value = _reading(item)
         except ValidationError as e:
             where, msg = _first_error(e)
             reason, detail = "bad_reading", f"readings.{index}.{where}: {msg}"
         else:
-            spec = METRICS.get(reading.metric)
-            ts_ms = to_ms(reading.ts)
+            spec = METRICS.get(metric)
             if spec is None:
-                reason, detail = "unknown_metric", f"readings.{index}.metric: {reading.metric!r} is not a metric"
-            elif not spec.low <= reading.value <= spec.high:
-                reason, detail = ("out_of_range", f"readings.{index}.value: {reading.value} {spec.unit} is "
+                reason, detail = "unknown_metric", f"readings.{index}.metric: {metric!r} is not a metric"
+            elif not spec.low <= value <= spec.high:
+                reason, detail = ("out_of_range", f"readings.{index}.value: {value} {spec.unit} is "
                                   f"outside {spec.low}..{spec.high} for {spec.name}")
-            elif spec.flag and reading.value not in (0, 1):
-                reason, detail = ("out_of_range",
-                                  f"readings.{index}.value: {reading.value} is not 0 or 1 for {spec.name}")
+            elif spec.flag and value not in (0, 1):
+                reason, detail = ("out_of_range", f"readings.{index}.value: {value} is not 0 or 1 for {spec.name}")
             elif ts_ms > newest_ms:
                 reason, detail = "future_ts", f"readings.{index}.ts: more than {MAX_FUTURE_S} s in the future"
             elif ts_ms < oldest_ms:
                 reason, detail = "too_old", f"readings.{index}.ts: older than the retention window"
             else:
-                kept.append((ts_ms, reading.metric, float(reading.value)))
+                kept.append((ts_ms, metric, float(value)))
         if reason:
             dead.append(DeadLetter(received_at_ms=now_ms, reason=reason, detail=detail, topic=topic,
-                                   device_id=envelope.device_id, seq=envelope.seq,
-                                   payload=json.dumps(item)[:4096]))
-    record = TelemetryRecord(device_id=envelope.device_id, member_id=device.member_id, seq=envelope.seq,
-                             sent_at_ms=to_ms(envelope.sent_at), received_at_ms=now_ms, readings=kept)
+                                   device_id=device_id, seq=seq, payload=json.dumps(item)[:4096]))
+    record = TelemetryRecord(device_id=device_id, member_id=device.member_id, seq=seq,
+                             sent_at_ms=envelope.sent_at_ms, received_at_ms=now_ms, readings=kept)
     return Verdict(record, dead)

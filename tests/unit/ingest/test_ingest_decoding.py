@@ -44,6 +44,19 @@ def test_the_depth_limit_is_exact():
         decode_json(nested(MAX_JSON_DEPTH + 1))
 
 
+@pytest.mark.parametrize(
+    "raw",
+    [
+        pytest.param(b'{"a": "' + b"[" * 100 + b'"}', id="brackets inside a string"),
+        pytest.param(b"[" + b"[]," * 100 + b"[]]", id="many shallow arrays"),
+        pytest.param(b'{"r": [' + b'{"ts": 1},' * 100 + b"{}]}", id="a hundred readings"),
+    ],
+)
+def test_a_payload_with_more_brackets_than_the_limit_is_judged_by_its_depth(raw):
+    # Counting brackets only spares the walk when there are few of them; many do not refuse by themselves.
+    assert decode_json(raw) is not None
+
+
 def test_a_utf8_byte_order_mark_is_skipped():
     assert decode_json(b'\xef\xbb\xbf{"a": 1}') == {"a": 1}
 
