@@ -120,7 +120,10 @@ class DeviceStates:
         self.generation += 1
         async with self.lock:
             written = self.flush()
-            await flush_producer()
+            if written:
+                # Only then: the first revocation comes as a worker starts, and waiting there for a
+                # producer that is not running yet held the group join up for good.
+                await flush_producer()
             self.forget()
         log.info("rebalance: %d device states written; judging waits for the tables to be recovered", written)
 

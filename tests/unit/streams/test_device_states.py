@@ -161,3 +161,16 @@ def test_states_not_judged_for_a_while_leave_memory_after_a_flush_and_come_back_
     assert states.live == 1  # the quiet one is bytes in the table only...
     assert states.get(b"quiet").watermark_ms == 1_000  # ...and read back when its device speaks again
     assert states.get(b"busy").watermark_ms == 2_000
+
+
+def test_a_hand_over_with_nothing_judged_does_not_wait_for_the_producer():
+    async def scenario() -> None:
+        states = _states({})
+
+        async def flush_producer() -> None:
+            raise AssertionError("a worker that is starting has no producer running to wait for")
+
+        await states.hand_over(flush_producer)
+        assert not states.ready.is_set()
+
+    asyncio.run(scenario())
