@@ -231,6 +231,19 @@ def _soak(settings: Settings, report: BenchReport, pipeline: Pipeline, sizes: di
         console.print("[red]soak: not flat[/red]: " + "; ".join(result.reasons))
 
 
+def _fleet_state(settings: Settings, devices: int, json_path: Path | None) -> None:
+    from bench import fleet_state
+
+    try:
+        result = fleet_state.measure(settings, devices=devices, report=console.print)
+    except fleet_state.FleetError as e:
+        console.print(f"[red]the fleet run stopped:[/red] {e}")
+        raise typer.Exit(1) from e
+    fleet_state.render(result, console)
+    if json_path is not None:
+        json_path.write_text(json.dumps(result.to_json(), indent=2) + "\n")
+
+
 def _count(n: int, one: str, many: str) -> str:
     return f"{n} {one if n == 1 else many}"
 
@@ -278,6 +291,10 @@ def bench(
                                                    dir_okay=False)] = None,
     workers: Annotated[int, typer.Option(help="Stream workers sharing the telemetry partitions.", min=1)] = 1,
     ingest: Annotated[int, typer.Option(help="Ingest processes sharing the broker subscription.", min=1)] = 1,
+    fleet: Annotated[int | None, typer.Option(
+        help="Instead of the usual runs: one stream worker judges a realistic fleet of this many devices "
+             "(half wearables, half home sensors); its memory, changelog bytes and restart per device "
+             "(bench.fleet_state).", min=2)] = None,
     soak_seconds: Annotated[float | None, typer.Option(
         "--soak", help="Instead of the usual runs: the maximum, then half of it for this long, with "
                        "throughput, lag, memory and latency every minute and a verdict on whether they "
@@ -294,6 +311,9 @@ def bench(
         console.print(f"[red]Configuration error:[/red] {e}")
         raise typer.Exit(2) from e
     configure_logging("WARNING")
+    if fleet:
+        _fleet_state(settings, fleet, json_path)
+        return
     defaults = _QUICK if quick else _FULL
     sizes = {"messages": messages or defaults["messages"], "devices": devices or defaults["devices"],
              "connections": connections, "leaks": leaks or defaults["leaks"],
