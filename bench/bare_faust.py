@@ -38,17 +38,14 @@ def _main(expected: int, topic: str) -> None:
     from faust import Worker
 
     from streams import faust_fixes
-    from streams.app import BATCH, BATCH_WAIT_S
+    from streams.app import BATCH, BATCH_WAIT_S, CONSUMING
     from vigil.settings import get_settings
 
     mode.loop.use("uvloop")  # as the stream worker
     faust_fixes.apply()
     settings = get_settings()
     app = faust.App(f"vigil-bench-bare-{uuid.uuid4().hex[:8]}", broker=settings.kafka_url,
-                    datadir=f"/tmp/vigil-bench-bare-{os.getpid()}", store="memory://", value_serializer="raw",
-                    web_enabled=False, topic_disable_leader=True, consumer_auto_offset_reset="earliest",
-                    broker_session_timeout=10, broker_heartbeat_interval=1, broker_rebalance_timeout=20,
-                    broker_commit_interval=1.0, stream_wait_empty=False)
+                    datadir=f"/tmp/vigil-bench-bare-{os.getpid()}", store="memory://", **CONSUMING)
     source = app.topic(topic, value_serializer="raw")
     # The clock starts when the first batch is in (the group join is not Faust's per-record cost),
     # so the first batch's records are read but not counted.

@@ -44,6 +44,19 @@ log = logging.getLogger(__name__)
 BATCH = 5000
 # How long a batch waits to fill: the floor on publish -> alert latency at low load.
 BATCH_WAIT_S = 0.05
+# How the worker's app consumes and commits; the bench's bare-Faust ceiling uses the same.
+CONSUMING = {
+    "value_serializer": "raw",
+    "web_enabled": False,
+    "topic_disable_leader": True,
+    "consumer_auto_offset_reset": "earliest",
+    # Tuned for a quick group join on a single host; Faust's defaults take about 30 s.
+    "broker_session_timeout": 10,
+    "broker_heartbeat_interval": 1,
+    "broker_rebalance_timeout": 20,
+    "broker_commit_interval": 1.0,
+    "stream_wait_empty": False,
+}
 # How often a batch waiting for the tables' recovery after a rebalance checks that one is under way.
 READY_CHECK_S = 5.0
 
@@ -56,18 +69,9 @@ def build_app(settings: Settings) -> faust.App:
         broker=settings.kafka_url,
         datadir=str(settings.state_dir / "streams"),
         store="memory://",  # state is rebuilt from the changelog topics on start
-        value_serializer="raw",
-        web_enabled=False,
         topic_partitions=settings.telemetry_partitions,
-        topic_disable_leader=True,
-        consumer_auto_offset_reset="earliest",
         producer_acks=-1,
-        # Tuned for a quick group join on a single host; Faust's defaults take about 30 s.
-        broker_session_timeout=10,
-        broker_heartbeat_interval=1,
-        broker_rebalance_timeout=20,
-        broker_commit_interval=1.0,
-        stream_wait_empty=False,
+        **CONSUMING,
     )
     telemetry = app.topic(TELEMETRY, value_serializer="raw", partitions=settings.telemetry_partitions)
     alerts = app.topic(ALERTS, key_serializer="raw", value_serializer="raw")

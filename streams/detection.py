@@ -52,13 +52,13 @@ async def detect(records: Iterable[dict], *, states: DeviceStates, plans: CarePl
     wanted: list[tuple[str, Window]] = []
     for device_id, readings in by_device.items():
         rules, plan_version = plans.rules_for(members[device_id])
-        state = states.get(device_id.encode())
-        judging.append((device_id, readings, rules, plan_version, state))
+        key = device_id.encode()
+        state = states.get(key)
+        judging.append((device_id, key, readings, rules, plan_version, state))
         if read_stored is not None:
             wanted += [(device_id, window) for window in late_windows(state, readings, rules)]
     stored = await _read(read_stored, wanted) if wanted else {}
-    for device_id, readings, rules, plan_version, state in judging:
-        key = device_id.encode()
+    for device_id, key, readings, rules, plan_version, state in judging:
         member_id = members[device_id]
         try:
             judgement = judge_device(state, readings, rules=rules, device_id=device_id, member_id=member_id,

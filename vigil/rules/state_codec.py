@@ -94,18 +94,19 @@ def _buffer_back(by_metric: dict[str, list[list]]) -> list[Reading]:
 
 def _rules_state(state: dict) -> dict:
     """A checkpoint or head (`vigil.rules.replay` shape) with its minute buckets as arrays."""
-    minutes = state.get("minutes")
-    if not minutes:
-        return state
-    buckets = {metric: _minutes(by_minute) for metric, by_minute in minutes["buckets"].items()}
-    return {**state, "minutes": {"buckets": buckets, "judged_through": minutes["judged_through"]}}
+    return _with_buckets(state, _minutes)
 
 
 def _rules_state_back(state: dict) -> dict:
+    return _with_buckets(state, _minutes_back)
+
+
+def _with_buckets(state: dict, convert: Any) -> dict:
+    """`state` with each metric's minute buckets passed through `convert`."""
     minutes = state.get("minutes")
     if not minutes:
         return state
-    buckets = {metric: _minutes_back(packed) for metric, packed in minutes["buckets"].items()}
+    buckets = {metric: convert(packed) for metric, packed in minutes["buckets"].items()}
     return {**state, "minutes": {"buckets": buckets, "judged_through": minutes["judged_through"]}}
 
 
