@@ -115,6 +115,26 @@ def test_binding_a_gateway_again_replaces_its_devices(accounts, peers):
     assert gateway.publish(telemetry_topic("hm-4"), _payload("hm-4", 1)).value == NOT_AUTHORIZED
 
 
+def test_binding_a_large_gateway_again_drops_the_devices_no_longer_bound(accounts, peers):
+    many = [f"hm-many-{n:04d}" for n in range(2_500)]  # several roles' worth
+    username = accounts.ensure_gateway("home-4", many, "gw-pw")
+    assert not peers(username, "gw-pw").publish(telemetry_topic(many[-1]), _payload(many[-1], 1)).is_failure
+
+    accounts.ensure_gateway("home-4", [many[0], "hm-6"], "gw-pw-2")
+    fewer = peers(username, "gw-pw-2")
+
+    assert not fewer.publish(telemetry_topic(many[0]), _payload(many[0], 2)).is_failure
+    assert not fewer.publish(telemetry_topic("hm-6"), _payload("hm-6", 1)).is_failure
+    for device_id in (many[1], many[1_000], many[-1]):
+        assert fewer.publish(telemetry_topic(device_id), _payload(device_id, 2)).value == NOT_AUTHORIZED
+
+    accounts.ensure_gateway("home-4", many, "gw-pw-3")
+    more = peers(username, "gw-pw-3")
+
+    assert not more.publish(telemetry_topic(many[-1]), _payload(many[-1], 3)).is_failure
+    assert more.publish(telemetry_topic("hm-6"), _payload("hm-6", 2)).value == NOT_AUTHORIZED
+
+
 def test_a_disabled_device_is_disconnected_and_cannot_connect_until_enabled(accounts, settings, peers):
     accounts.ensure_device("wb-7", "pw-7")
     device = peers("wb-7", "pw-7")
