@@ -85,7 +85,11 @@ class IngestService:
             "bootstrap.servers": self._settings.kafka_bootstrap,
             "client.id": f"vigil-ingest-{self._settings.ingest_instance}",
             "acks": "all",
-            "linger.ms": 5,
+            # A produce request costs the broker (Tansu here) about as much as its records: at 1,600
+            # msg/s, Tansu took 39 % of a core with a 5 ms linger and 18 % with 20 ms, and on a shared
+            # machine that CPU is what delays alerts (publish -> alert p99 at half load 0.8-1.5 s with
+            # 5 ms, 0.47 s with 20 ms). An idle message waits at most the 20 ms.
+            "linger.ms": 20,
             "batch.num.messages": 10000,
             # Java-compatible hashing, so Faust (murmur2 too) puts table changelog keys on the same
             # partition as their records.

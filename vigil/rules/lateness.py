@@ -71,9 +71,11 @@ from __future__ import annotations
 import hashlib
 import json
 from bisect import bisect_left
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from operator import itemgetter
 
 from vigil.events import AlertChanged, IncidentOpened
 from vigil.rules.announce import Announcer
@@ -92,6 +94,7 @@ FAST_PATH = True
 # The head is kept only when the buffer holds this many readings: below, replaying the buffer costs
 # less than carrying the head through the table's changelog (a 30 s wearable buffers about 40).
 HEAD_MIN_BUFFERED = 64
+_METRIC = itemgetter(1)  # of a reading (ts_ms, metric, value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,7 +153,8 @@ def judge_device(
         settled_count = bisect_left(buffer, (settle_before,))
 
     # Which rules get an evaluator depends on the metrics of the whole buffer, on both paths alike.
-    metrics = {metric for _, metric, _ in buffer}
+    counts = _metric_counts(state, fresh if in_order else None, buffer)
+    metrics = {metric for metric, count in counts.items() if count}
     if in_order:
         replay = Replay(rules, state.head, device_id, metrics=metrics)
         head = replay.run(fresh, fresh[-1][0] + 1)
@@ -183,6 +187,8 @@ def judge_device(
     state.settled_ms = settle_before
     state.checkpoint = checkpoint
     state.buffer = buffer[settled_count:]
+    counts.subtract(map(_METRIC, buffer[:settled_count]))
+    state.buffer_metrics = counts
     # A kept episode is in the checkpoint only: the next call replays the buffer to carry it to the head.
     state.head = None
     if not kept and len(state.buffer) >= HEAD_MIN_BUFFERED:
@@ -207,6 +213,15 @@ def rules_digest(rules: tuple[Rule, ...]) -> str:
     """A fingerprint of a rule set that is the same in every process (unlike `hash`)."""
     described = json.dumps([parameters(rule) for rule in rules], sort_keys=True)
     return hashlib.sha256(described.encode()).hexdigest()[:16]
+
+
+def _metric_counts(state: DeviceState, appended: list[Reading] | None, buffer: list[Reading]) -> Counter[str]:
+    """The readings of each metric in `buffer`: the state's buffer and `appended` after it, or any other."""
+    if appended is None or state.buffer_metrics is None:
+        return Counter(map(_METRIC, buffer))
+    counts = state.buffer_metrics.copy()  # the state is changed only once the batch is judged
+    counts.update(map(_METRIC, appended))
+    return counts
 
 
 def _reading(raw: Sequence) -> Reading:

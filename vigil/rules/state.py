@@ -9,6 +9,7 @@ changes found within the allowance.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 
 Reading = tuple[int, str, float]
@@ -35,6 +36,10 @@ class DeviceState:
     # order go on from it instead of replaying the buffer; None (a state saved before heads were kept,
     # or just after a care plan change) makes the next call replay the buffer once.
     head: dict | None = None
+    # How many of the buffer's readings are of each metric (a count may be 0), kept in memory only:
+    # a busy device's buffer holds up to 2,000 readings, too many to read through for each batch.
+    # None: not counted yet (the next batch counts them).
+    buffer_metrics: Counter[str] | None = field(default=None, compare=False, repr=False)
 
     def to_dict(self) -> dict:
         return {

@@ -16,6 +16,8 @@ JSON codec before) is still read.
 
 from __future__ import annotations
 
+from itertools import accumulate, repeat
+from operator import sub
 from typing import Any
 
 import orjson
@@ -61,33 +63,37 @@ def decode(raw: bytes | None) -> DeviceState:
     )
 
 
-def _compact_number(value: float) -> float | int:
-    """A whole number without its `.0`; read back as a float where a float was written."""
-    value = float(value)
-    return int(value) if value.is_integer() and abs(value) < 2**53 else value
+def _compact_numbers(values: list[float]) -> orjson.Fragment:
+    """The values as a JSON array, whole numbers without their `.0`.
+
+    A busy device buffers 2,000 readings: dropping the `.0` in the bytes orjson writes costs a
+    fifth of what converting each value in Python did. In an array of floats a `.0` followed by
+    `,` or `]` ends a whole number and nothing else (orjson writes large and small ones with an
+    exponent: `1e+20`, `1e-7`).
+    """
+    return orjson.Fragment(orjson.dumps(values).replace(b".0,", b",").replace(b".0]", b"]"))
 
 
-def _buffer(buffer: list[Reading]) -> dict[str, list[list]]:
-    by_metric: dict[str, list[list]] = {}
-    last: dict[str, int] = {}
+def _buffer(buffer: list[Reading]) -> dict[str, list]:
+    times: dict[str, list[int]] = {}
+    values: dict[str, list[float]] = {}
     for ts, metric, value in buffer:
-        columns = by_metric.get(metric)
-        if columns is None:
-            columns = by_metric[metric] = [[], []]
-            last[metric] = 0
-        columns[0].append(ts - last[metric])
-        columns[1].append(_compact_number(value))
-        last[metric] = ts
-    return by_metric
+        metric_times = times.get(metric)
+        if metric_times is None:
+            metric_times = times[metric] = []
+            values[metric] = []
+        metric_times.append(ts)
+        values[metric].append(value)
+    return {metric: [[t[0], *map(sub, t[1:], t)], _compact_numbers(values[metric])]
+            for metric, t in times.items()}
 
 
 def _buffer_back(by_metric: dict[str, list[list]]) -> list[Reading]:
     readings: list[Reading] = []
     for metric, (gaps, values) in by_metric.items():
-        ts = 0
-        for gap, value in zip(gaps, values, strict=True):
-            ts += gap
-            readings.append((ts, metric, float(value)))
+        if len(gaps) != len(values):
+            raise ValueError(f"the buffer of {metric} has {len(gaps)} times and {len(values)} values")
+        readings += zip(accumulate(gaps), repeat(metric), map(float, values))
     readings.sort()  # the buffer is kept in (time, metric, value) order
     return readings
 
@@ -113,17 +119,17 @@ def _with_buckets(state: dict, convert: Any) -> dict:
 def _minutes(by_minute: dict[str, list]) -> Any:
     if not by_minute:
         return {}
-    minutes = sorted(int(m) for m in by_minute)
-    first, span = minutes[0], minutes[-1] - minutes[0] + 1
-    if span > _DENSE_FACTOR * len(minutes):
+    keyed = {int(minute): sum_and_count for minute, sum_and_count in by_minute.items()}
+    first = min(keyed)
+    span = max(keyed) - first + 1
+    if span > _DENSE_FACTOR * len(keyed):
         return by_minute
-    sums: list[float | int] = [0] * span
-    counts: list[float | int] = [0] * span
-    for minute in minutes:
-        total, count = by_minute[str(minute)]
-        sums[minute - first] = _compact_number(float(total))
-        counts[minute - first] = _compact_number(float(count))
-    return [first, sums, counts]
+    sums: list[float] = [0.0] * span
+    counts: list[float] = [0.0] * span
+    for minute, (total, count) in keyed.items():
+        sums[minute - first] = total
+        counts[minute - first] = count
+    return [first, _compact_numbers(sums), _compact_numbers(counts)]
 
 
 def _minutes_back(packed: Any) -> dict[str, list]:

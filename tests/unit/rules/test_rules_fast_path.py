@@ -5,10 +5,12 @@ and state as the full replay, for every labelled scenario, with the state throug
 from __future__ import annotations
 
 import json
+from collections import Counter
 
 import pytest
 
 from simulators.labelled import LIBRARY
+from tests.unit.rules.busy_device import straggling
 from tests.unit.rules.story import judge
 from tests.unit.simulators.labelled_messages import scenario_messages
 from vigil.rules import lateness
@@ -110,3 +112,30 @@ def test_a_flood_beyond_the_buffer_limit_gives_the_same_through_the_head(monkeyp
     fast = _deliver(batches, fast=True, monkeypatch=monkeypatch)
     assert len(fast[2]["buffer"]) == lateness.MAX_BUFFERED_READINGS
     assert fast == _deliver(batches, fast=False, monkeypatch=monkeypatch)
+
+
+def _deliver_in_memory(messages: list[list], monkeypatch: pytest.MonkeyPatch) -> tuple[list, list, dict]:
+    """As the stream worker judges a device it keeps live: one state object from the first call to the last."""
+    monkeypatch.setattr(lateness, "HEAD_MIN_BUFFERED", 0)
+    state, alerts, incidents = DeviceState(), [], []
+    for message in messages:
+        judgement = judge(message, state=state)
+        alerts += judgement.alerts
+        incidents += judgement.incidents
+        counted = {metric: count for metric, count in state.buffer_metrics.items() if count}
+        assert counted == Counter(metric for _, metric, _ in state.buffer)
+    return alerts, incidents, json.loads(json.dumps(state.to_dict()))
+
+
+@pytest.mark.parametrize("scenario", LIBRARY, ids=lambda s: s.name)
+def test_a_state_kept_in_memory_counts_its_buffer_and_judges_as_one_read_back_each_time(scenario, monkeypatch):
+    messages, _ = scenario_messages(scenario)
+
+    assert _deliver_in_memory(messages, monkeypatch) == _deliver(messages, fast=True, monkeypatch=monkeypatch)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_a_busy_device_kept_in_memory_counts_its_buffer_through_stragglers(seed, monkeypatch):
+    messages = straggling(seed, max_delay_s=90)
+
+    assert _deliver_in_memory(messages, monkeypatch) == _deliver(messages, fast=True, monkeypatch=monkeypatch)

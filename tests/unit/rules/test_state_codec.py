@@ -99,3 +99,14 @@ def test_sparse_minutes_are_kept_as_pairs_and_read_back():
     encoded = orjson.loads(state_codec.encode(state))
     assert encoded["c"]["minutes"]["buckets"]["co_ppm"] == {"100": [2.5, 1], "190": [3.0, 2]}
     assert state_codec.decode(state_codec.encode(state)) == state
+
+
+def test_buffered_values_of_every_size_come_back_exactly():
+    values = [72.0, 0.5, -3.0, 1e20, 1e-7, 5e15, 123456789012345678.0, 36.6, 0.0, -0.25, 2.0**53 + 2]
+    state = DeviceState(watermark_ms=START_MS, buffer=[(START_MS + i, "co_ppm", v) for i, v in enumerate(values)])
+
+    back = state_codec.decode(state_codec.encode(state))
+
+    assert back.buffer == state.buffer
+    assert all(isinstance(value, float) for _, _, value in back.buffer)
+    assert b'"co_ppm":[[' in state_codec.encode(state) and b"72," in state_codec.encode(state)
