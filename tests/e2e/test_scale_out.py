@@ -34,6 +34,7 @@ import pytest
 from aiokafka.partitioner import murmur2
 from confluent_kafka import Consumer, TopicPartition
 
+from streams.app import COMMIT_INTERVAL_S
 from tests.e2e.support import DeviceCredentials, DevicePublisher, SteadyLoad, message, minutes_ago, wait_for
 from vigil.runner import copy_env
 from vigil.settings import Settings
@@ -42,9 +43,9 @@ from vigil.topics import ALERTS
 pytestmark = pytest.mark.infra
 RATE_PER_DEVICE = 10  # messages/s from each steady device, one device per telemetry partition
 STEADY_READINGS = 3  # per steady message (SteadyLoad's default)
-# Faust commits (and the worker writes its device states) every second: a little more than that
-# after the alerts before a move are raised, they are behind the committed offsets.
-COMMITTED_S = 2.5
+# Faust commits (and the worker writes its device states) every COMMIT_INTERVAL_S: a little more
+# than that after the alerts before a move are raised, they are behind the committed offsets.
+COMMITTED_S = COMMIT_INTERVAL_S + 1.5
 LEAK_SPAN_S = 60  # the water_leak rule's raise span (docs/rules.md)
 DRY_SPAN_S = 300  # and its clear span
 # The wet readings of a straddling leak: the first half is judged before the move, the rest after.
