@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import tracemalloc
 
 import orjson
 
-from streams.device_states import DeviceStates
+from streams.device_states import DeviceStates, stored
 from vigil.rules import state_codec
 from vigil.rules.state import DeviceState
 
@@ -32,8 +33,8 @@ def test_a_device_judged_many_times_between_commits_is_written_once_with_its_lat
     _judge(states, b"d-2", 5_000)
     assert table == {}  # nothing reaches the changelog between commits
     assert states.flush() == 2
-    assert state_codec.decode(table[b"d-1"]).watermark_ms == 3_000
-    assert len(state_codec.decode(table[b"d-1"]).buffer) == 3
+    assert stored(table[b"d-1"]).watermark_ms == 3_000
+    assert len(stored(table[b"d-1"]).buffer) == 3
     assert states.flush() == 0  # no device judged since: nothing written again
 
 
@@ -44,8 +45,8 @@ def test_what_is_written_is_a_snapshot_that_later_judging_does_not_change():
     states.flush()
     state.watermark_ms = 9_000  # a later batch, not yet flushed
     state.buffer.append((9_000, "water_leak", 0.0))
-    assert state_codec.decode(table[b"d-1"]).watermark_ms == 1_000
-    assert state_codec.decode(table[b"d-1"]).buffer == [(1_000, "water_leak", 1.0)]
+    assert stored(table[b"d-1"]).watermark_ms == 1_000
+    assert stored(table[b"d-1"]).buffer == [(1_000, "water_leak", 1.0)]
 
 
 def test_a_state_is_read_from_the_table_once_and_then_kept_live():
@@ -96,7 +97,7 @@ def test_a_commit_waits_for_the_batch_being_judged_so_it_never_writes_a_state_wh
 
         async def commit() -> None:
             await states.before_commit()
-            order.append(f"written at {state_codec.decode(table[b'd-1']).watermark_ms}")
+            order.append(f"written at {stored(table[b'd-1']).watermark_ms}")
 
         judging = asyncio.create_task(judge_a_batch())
         await asyncio.sleep(0)
@@ -145,22 +146,132 @@ def test_the_worker_table_keeps_the_bytes_it_is_given():
     assert (table.key_serializer, table.value_serializer) == ("raw", "raw")
 
 
-def test_states_not_judged_for_a_while_leave_memory_after_a_flush_and_come_back_as_they_were():
+def _busy(states: DeviceStates, key: bytes, watermark_ms: int, now_s: float) -> DeviceState:
+    """A device judged twice between two flushes, as a device sending several messages a second is."""
+    for at in (now_s - 0.2, now_s):
+        state = states.get(key)
+        state.watermark_ms = watermark_ms
+        states.changed(key, now_s=at)
+    return state
+
+
+def test_a_state_judged_once_leaves_memory_when_judged_and_reaches_the_table_at_the_flush():
+    table: dict[bytes, bytes] = {}
+    states = _states(table)
+    _judge(states, b"quiet", 1_000)
+    assert states.live == 0  # bytes waiting for the flush...
+    assert table == {}  # ...which alone writes to the table
+    assert states.flush(now_s=100.0) == 1
+    assert states.get(b"quiet").watermark_ms == 1_000  # read back when its device speaks again
+    assert states.get(b"quiet").buffer == [(1_000, "water_leak", 1.0)]
+
+
+def test_a_state_written_when_judged_is_compressed_and_a_busy_one_as_it_is_and_both_read_back():
+    table: dict[bytes, bytes] = {}
+    states = _states(table)
+    quiet = states.get(b"quiet")
+    quiet.buffer.extend((1_000 * i, "heart_rate", 72.0) for i in range(40))
+    states.changed(b"quiet")
+    busy = _busy(states, b"busy", 1_000, now_s=100.0)
+    busy.buffer.extend((1_000 * i, "heart_rate", 72.0) for i in range(40))
+    states.flush(now_s=100.5)
+    assert len(table[b"quiet"]) < len(state_codec.encode(quiet)) / 2
+    assert table[b"busy"] == state_codec.encode(busy)
+    assert stored(table[b"quiet"]) == quiet
+    assert stored(table[b"busy"]) == busy
+    assert stored(None) == DeviceState()
+
+
+def test_a_device_judged_again_before_the_flush_goes_on_from_its_latest_judgement():
+    table = {b"d-1": state_codec.encode(DeviceState(watermark_ms=500))}
+    states = _states(table)
+    _judge(states, b"d-1", 1_000)
+    state = states.get(b"d-1")  # its next message, before the flush
+    assert (state.watermark_ms, state.buffer) == (1_000, [(1_000, "water_leak", 1.0)])
+    assert states.live == 1
+    # Judging that message failed, so it was not marked changed: the first judgement is written all the same.
+    assert states.flush(now_s=100.0) == 1
+    assert stored(table[b"d-1"]).watermark_ms == 1_000
+
+
+def test_a_device_judged_again_before_the_flush_keeps_its_state_live_while_it_goes_on_speaking():
     from streams.device_states import LIVE_FOR_S
 
     table: dict[bytes, bytes] = {}
     states = _states(table)
-    for key, at in ((b"quiet", 100.0), (b"busy", 100.0)):
-        states.get(key).watermark_ms = 1_000
-        states.changed(key, now_s=at)
-    states.flush(now_s=100.5)
-    assert states.live == 2  # both judged just now
-    states.get(b"busy").watermark_ms = 2_000
-    states.changed(b"busy", now_s=100.0 + LIVE_FOR_S)
-    states.flush(now_s=100.0 + LIVE_FOR_S + 1)
-    assert states.live == 1  # the quiet one is bytes in the table only...
-    assert states.get(b"quiet").watermark_ms == 1_000  # ...and read back when its device speaks again
-    assert states.get(b"busy").watermark_ms == 2_000
+    live = _busy(states, b"busy", 1_000, now_s=100.0)
+    now = 100.0
+    for watermark in range(2_000, 20_000, 2_000):  # judged in every commit interval, well past LIVE_FOR_S
+        now += 2.0
+        states.flush(now_s=now)
+        assert states.get(b"busy") is live  # never decoded again
+        live.watermark_ms = watermark
+        states.changed(b"busy", now_s=now)
+    states.flush(now_s=now + LIVE_FOR_S - 0.5)
+    assert states.get(b"busy") is live
+    states.flush(now_s=now + LIVE_FOR_S + 0.5)  # silent for longer than LIVE_FOR_S
+    assert states.live == 0
+    assert states.get(b"busy").watermark_ms == 18_000
+
+
+def test_at_most_max_live_busy_states_stay_the_longest_unjudged_dropped_first():
+    from streams.device_states import MAX_LIVE
+
+    table: dict[bytes, bytes] = {}
+    states = _states(table)
+    keys = [f"d-{n}".encode() for n in range(MAX_LIVE + 3)]
+    for n, key in enumerate(keys):
+        _busy(states, key, 1_000 + n, now_s=100.0 + n / 10_000)
+    first = states.get(keys[0])
+    states.changed(keys[0], now_s=101.0)  # judged last now, though read first
+    states.flush(now_s=101.5)
+    assert states.live == MAX_LIVE
+    assert states.get(keys[0]) is first
+    assert states.live == MAX_LIVE  # the three judged longest ago were dropped...
+    dropped = [states.get(key) for key in keys[1:4]]
+    assert states.live == MAX_LIVE + 3  # ...and come back from the table as they were written
+    assert [state.watermark_ms for state in dropped] == [1_001, 1_002, 1_003]
+
+
+def test_a_flood_of_devices_judged_once_neither_stays_in_memory_nor_pushes_the_busy_states_out():
+    from streams.device_states import MAX_LIVE
+
+    table: dict[bytes, bytes] = {}
+    states = _states(table)
+    busy = _busy(states, b"busy", 1_000, now_s=100.0)
+    for n in range(2 * MAX_LIVE):  # a large fleet, each device once, all judged after the busy one
+        key = f"quiet-{n}".encode()
+        states.get(key)
+        states.changed(key, now_s=100.5)
+        assert states.live == 1
+    assert states.flush(now_s=101.0) == 2 * MAX_LIVE + 1
+    assert states.live == 1
+    assert states.get(b"busy") is busy
+
+
+def test_the_table_keeps_each_value_in_memory_of_its_own_size():
+    # The table holds every device's latest state for as long as the worker runs; orjson 3.13
+    # returns a small state in a buffer of 4 to 64 KB.
+    # (States without buffered readings: tuples freed while tracing stay on CPython's free list,
+    # counted as allocated.)
+    table: dict[bytes, bytes] = {}
+    states = _states(table)
+    keys = [f"d-{n}".encode() for n in range(200)]
+    tracemalloc.start()
+    try:
+        before, _ = tracemalloc.get_traced_memory()
+        for n, key in enumerate(keys):
+            states.get(key).announced.update((f"water_leak:{i}", 1_000 + i) for i in range(20))
+            states.changed(key)
+            if n % 2:  # a busy one, encoded by the flush
+                states.get(key)
+                states.changed(key)
+        states.flush()
+        states.forget()  # the busy states' objects: what is left is the table
+        after, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert after - before < 2 * sum(len(value) for value in table.values())
 
 
 def test_a_hand_over_with_nothing_judged_does_not_wait_for_the_producer():
