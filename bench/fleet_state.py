@@ -23,7 +23,7 @@ writes, not one per message; the worker then holds only the few states it judged
 (it keeps recently judged states so, the others as bytes), unlike under a real fleet. The
 real-time minute after the restart, starting from the table alone, gives the realistic figures:
 the worker's RSS with every device reporting at its own pace, and the changelog's steady load (one
-write per message: the worker commits every 2 s, and no device sends more often than every 5 s).
+write per message: the worker commits every second, and no device sends more often than every 5 s).
 
 The records go to a Tansu of the run's own, started with `stack.kafka` and stopped at the end: the
 stack's Tansu keeps every record it is sent in memory until it stops, gigabytes for a large fleet,

@@ -73,7 +73,7 @@ from vigil.rules.state import DeviceState
 log = logging.getLogger(__name__)
 
 # A busy state not judged for this long is dropped at the next flush: well over the commit interval
-# (`streams.app`, 1-2 s), so that a device judged in every interval keeps its state whatever the
+# (`streams.app`, 1 s), so that a device judged in every interval keeps its state whatever the
 # batches' timing, and short, so that a backlog's catch-up (which judges a device's records in
 # consecutive batches, making it busy) leaves few states behind.
 LIVE_FOR_S = 4.0
