@@ -3,7 +3,9 @@
 Offsets are committed only up to the first record not yet acknowledged (`faust_fixes`), so a
 record that the consumer read but never handed to an agent leaves a hole the commit stops at while
 later records are processed. Such a record would otherwise wait for the next restart, and the
-readings it carries would stay out of the database and out of detection until then.
+readings it carries would stay out of the database and out of detection until then. The one
+cause seen here, records dropped for a partition paused during their fetch, is corrected in
+`streams.faust_fixes` (fix 6); this guard stays for any other.
 
 A hole is also seen, briefly, while a commit is under way (Faust takes the offsets off its
 acknowledged list before the broker answers), so only a hole at the same committed offset for

@@ -34,6 +34,17 @@ the next rebalance or restart, which the idempotent sinks absorb.
    record is on the changelog. `Consumer.force_commit`, the one path to a commit, first awaits the
    steps registered with `before_commit`; Faust then flushes the producer and commits.
 
+6. **Records fetched for a paused partition.** The fetch runs in the consumer's thread against
+   the set of active partitions, which the event loop changes meanwhile (a recovery pauses and
+   resumes partitions, and an empty set means "all" to aiokafka), and `Consumer.getmany` silently
+   drops records of a partition that is not active when it hands them on. aiokafka's position has
+   already moved past them, so unless a seek follows, they are skipped: the commit then stops at
+   the hole (fix 3) until the commit watch restarts the worker two minutes later, and every record
+   behind the first one waits too. Seen on about one restart in three here (heartbeats fetched
+   while a recovery resumed the streams). `getmany` now seeks each such partition back to the first
+   record it dropped; when a seek to the committed offsets ran meanwhile (a recovery), back to
+   whichever is earlier, so the recovery's own re-reading is never cut short.
+
 The patches reach into private methods, so `apply()` runs only on the pinned release and checks
 that every method it wraps is there before touching any: an upgrade or a rename upstream stops the
 worker at start-up instead of quietly dropping a correction.
@@ -43,7 +54,8 @@ from __future__ import annotations
 
 import functools
 import importlib.metadata
-from collections.abc import Awaitable, Callable, Sequence
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 from faust.tables.recovery import Recovery
@@ -51,6 +63,8 @@ from faust.transport.consumer import Consumer
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 
 from vigil.topics import HOT_PATH_FETCH_WAIT_MS
+
+log = logging.getLogger(__name__)
 
 # The patches replace private methods, so they are only known to be right for the release whose
 # source they were written against; pyproject.toml pins the same version (a unit test holds the two
@@ -116,6 +130,91 @@ def _resume_partitions_last(method: Callable[..., Awaitable[None]]) -> Callable[
     return step
 
 
+_FETCHED = "_vigil_fetched"
+_SEEKS = "_vigil_seeks"
+
+
+def unread(fetched: Mapping[Any, Sequence[Any]], handed_on: Mapping[Any, int]) -> dict[Any, int]:
+    """Per partition, the first fetched offset after the last one handed on to the streams.
+
+    Records of one partition are handed on in order, so everything from that offset on was dropped.
+    """
+    first: dict[Any, int] = {}
+    for tp, records in fetched.items():
+        last = handed_on.get(tp)
+        if not records or (last is not None and records[-1].offset <= last):
+            continue  # all handed on: the usual case, decided without walking the batch
+        first[tp] = next(r.offset for r in records if last is None or r.offset > last)
+    return first
+
+
+def read_again_from(dropped: Mapping[Any, int], committed: Mapping[Any, int | None],
+                    sought_meanwhile: bool) -> dict[Any, int]:
+    """Where to seek each partition with dropped records so that nothing between is skipped.
+
+    A seek to the committed offsets that ran meanwhile wanted its partitions read from there; a
+    seek to a later dropped record must not undo it.
+    """
+    if not sought_meanwhile:
+        return dict(dropped)
+    return {tp: min(offset, committed.get(tp) if committed.get(tp) is not None else offset)
+            for tp, offset in dropped.items()}
+
+
+def _keep_fetched(original: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+    """`Consumer._wait_next_records` that leaves the records it fetched for `getmany` to check."""
+
+    @functools.wraps(original)
+    async def _wait_next_records(self: Consumer, timeout: float) -> Any:
+        records, active = await original(self, timeout)
+        setattr(self, _FETCHED, records)
+        return records, active
+
+    return _wait_next_records
+
+
+def _count_seeks(original: Callable[..., Awaitable[None]]) -> Callable[..., Awaitable[None]]:
+    """`Consumer.perform_seek` that counts itself, so `getmany` knows one ran during its fetch."""
+
+    @functools.wraps(original)
+    async def perform_seek(self: Consumer) -> None:
+        setattr(self, _SEEKS, getattr(self, _SEEKS, 0) + 1)
+        await original(self)
+
+    return perform_seek
+
+
+def _dropped_read_again(original: Callable[..., Any]) -> Callable[..., Any]:
+    """`Consumer.getmany` that seeks back to the records it dropped (fix 6)."""
+
+    @functools.wraps(original)
+    async def getmany(self: Consumer, timeout: float) -> AsyncIterator[tuple[Any, Any]]:
+        setattr(self, _FETCHED, None)
+        seeks = getattr(self, _SEEKS, 0)
+        handed_on: dict[Any, int] = {}
+        async for tp, message in original(self, timeout):
+            handed_on[tp] = message.offset
+            yield tp, message
+        fetched = getattr(self, _FETCHED, None)
+        setattr(self, _FETCHED, None)
+        if not fetched:
+            return
+        assigned = self.assignment()
+        dropped = {tp: offset for tp, offset in unread(fetched, handed_on).items()
+                   if tp in assigned and not self._is_changelog_tp(tp)}
+        if not dropped:
+            return
+        again = read_again_from(dropped, self._committed_offset, getattr(self, _SEEKS, 0) != seeks)
+        log.info("records fetched while their partition was paused were dropped; reading again from %s",
+                 {f"{tp.topic}-{tp.partition}": offset for tp, offset in again.items()})
+        try:
+            await self.seek_wait(again)
+        except Exception:  # a partition revoked meanwhile: its new owner reads from the commit
+            log.warning("could not seek back to dropped records %s", again, exc_info=True)
+
+    return getmany
+
+
 def _short_fetch_wait(create: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(create)
     def create_worker_consumer(self: Any, transport: Any) -> Any:
@@ -158,6 +257,9 @@ PATCHES: tuple[tuple[type, str, Wrap], ...] = (
     (Recovery, "_resume_streams", _resume_partitions_last),
     (AIOKafkaConsumerThread, "_create_worker_consumer", _short_fetch_wait),
     (Consumer, "force_commit", _steps_first),
+    (Consumer, "_wait_next_records", _keep_fetched),
+    (Consumer, "perform_seek", _count_seeks),
+    (Consumer, "getmany", _dropped_read_again),
 )
 
 

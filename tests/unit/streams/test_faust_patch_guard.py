@@ -109,6 +109,9 @@ def test_apply_on_the_pinned_faust_wraps_every_named_method_once():
         (Recovery, "_resume_streams"),
         (AIOKafkaConsumerThread, "_create_worker_consumer"),
         (Consumer, "force_commit"),
+        (Consumer, "_wait_next_records"),
+        (Consumer, "perform_seek"),
+        (Consumer, "getmany"),
     }
 
 
