@@ -67,7 +67,9 @@ from simulators.scenarios import Kind
 from simulators.signals import HomeSensor, WearableSignal
 from stack import kafka, postgres
 from stack.process import log_tail
+from streams.device_states import stored
 from vigil.logs import configure_logging
+from vigil.rules import state_codec
 from vigil.rules.catalog import DEFAULT_RULES
 from vigil.rules.lateness import DEFAULT_ALLOWED_LATENESS_MS
 from vigil.rules.replay import plan
@@ -253,7 +255,7 @@ class FleetState:
     restart_s: float  # worker started again -> tables recovered, the fleet's states read back
     restart_judged_s: float  # ... -> a known device's next record judged, its new state on the changelog
     restarted_rss_kb: int  # settled after the restart: the table of encoded states
-    recovered: bool  # that new state is as large as before: judged on the recovered state, not a new one
+    recovered: bool  # that new state holds as much as before (`held`): judged on the recovered state, not a new one
     real_time_window_s: float  # event time sent at real-time rates
     real_time_records: int
     real_time_s: float  # first of those records sent -> every one judged: the window, unless the worker fell behind
@@ -340,6 +342,7 @@ class Changelog:
     records: int
     bytes: int
     ends: dict[int, int]
+    kept: bytes | None = None  # the latest value of the key asked for, as written
 
 
 class FleetKafka:
@@ -403,8 +406,10 @@ class FleetKafka:
         committed = {tp.partition: max(tp.offset, 0) for tp in self._group.committed(partitions, timeout=10)}
         return sum(max(0, last + 1 - committed.get(p, 0)) for p, last in self.last_offsets.items())
 
-    def read_changelog(self, prefix: str, *, start: dict[int, int] | None = None, idle_s: float = 3.0) -> Changelog:
-        """Every record of the fleet's devices on the changelog, from its beginning or `start` to its end.
+    def read_changelog(self, prefix: str, *, start: dict[int, int] | None = None, idle_s: float = 3.0,
+                       keep: bytes | None = None) -> Changelog:
+        """Every record of the fleet's devices on the changelog, from its beginning or `start` to its end;
+        the latest value of the key `keep` whole.
 
         The high watermarks are where the reading may stop, but it goes on until nothing came for
         `idle_s`: Tansu's watermarks can trail what it has acknowledged by a few records.
@@ -419,6 +424,7 @@ class FleetKafka:
                              for p in partitions])
             key_prefix = f"{prefix}-".encode()
             latest: dict[bytes, int] = {}
+            kept: bytes | None = None
             records = written = 0
             idle_since = time.monotonic()
             while time.monotonic() - idle_since < idle_s or any(ends[p] < high for p, high in highs.items()):
@@ -434,18 +440,20 @@ class FleetKafka:
                     key, value = message.key() or b"", message.value()
                     if not key.startswith(key_prefix):
                         continue
+                    if key == keep:
+                        kept = value
                     if value is None:
                         latest.pop(key, None)
                         continue
                     latest[key] = len(value)
                     records += 1
                     written += len(value)
-            return Changelog(latest=latest, records=records, bytes=written, ends=ends)
+            return Changelog(latest=latest, records=records, bytes=written, ends=ends, kept=kept)
         finally:
             consumer.close()
 
-    def wait_state(self, key: bytes, after: dict[int, int], timeout_s: float) -> int | None:
-        """The size of the first value of `key` on the changelog after the offsets `after`; None if none came."""
+    def wait_state(self, key: bytes, after: dict[int, int], timeout_s: float) -> bytes | None:
+        """The first value of `key` on the changelog after the offsets `after`; None if none came."""
         consumer = self._consumer()
         try:
             consumer.assign([TopicPartition(CHANGELOG, p, offset) for p, offset in after.items()])
@@ -453,7 +461,7 @@ class FleetKafka:
             while time.monotonic() < deadline:
                 for message in consumer.consume(1000, timeout=0.2):
                     if not message.error() and message.key() == key and message.value() is not None:
-                        return len(message.value())
+                        return message.value()
             return None
         finally:
             consumer.close()
@@ -672,9 +680,8 @@ class FleetRun:
                              f"see {self.worker.log_path}")
         judged_s = time.monotonic() - started
         rss, _ = settled_rss(self.worker)
-        before = changelog.latest.get(known.device_id.encode(), 0)
         return {"restart_s": restart_s, "restart_judged_s": judged_s, "restarted_rss_kb": rss,
-                "recovered": after >= 0.75 * before}
+                "recovered": held(after) >= 0.75 * held(changelog.kept)}
 
     def real_time(self, seconds: float, changelog: Changelog) -> dict:
         """Every device's next `seconds` of records at the pace they would come; RSS and changelog writes."""
@@ -699,6 +706,15 @@ class FleetRun:
     def close(self) -> None:
         self.worker.stop()
         self.kafka.close()
+
+
+def held(raw: bytes | None) -> int:
+    """How much a state on the changelog holds: its size written plain.
+
+    The worker writes a state judged once compressed and a busy one as it is, so the bytes of two
+    writes of one device compare only once both are plain.
+    """
+    return len(state_codec.encode(stored(raw))) if raw else 0
 
 
 def state_sizes(fleet: Iterable[FleetDevice], latest: dict[bytes, int]) -> dict[str, Sizes]:
@@ -734,7 +750,7 @@ def measure(settings: Settings, *, devices: int, extra_minutes: int = EXTRA_MINU
                    f"{minutes['home']} of each home sensor's")
             figures |= run.backlog()
             report("reading the changelog back")
-            changelog = run.kafka.read_changelog(prefix)
+            changelog = run.kafka.read_changelog(prefix, keep=fleet[0].device_id.encode())
             report("restarting the worker")
             figures |= run.restart(changelog)
             report(f"{real_time_window_s:.0f} s of the fleet's records at real-time rates")
