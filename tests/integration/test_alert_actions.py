@@ -515,7 +515,7 @@ def add_outreach(database_url: str, alert_id: str, step: int, **columns: object)
     row = {
         "purpose": "alert", "to_role": "member", "recipient_key": "member:m", "recipient_name": "Ada Lovelace",
         "channel": "mailto", "target": "mailto://ada:secret-password@example.org", "title": "Vigil: are you OK?",
-        "body": "heart rate 148 bpm", "status": "pending", "reason": None, "attempts": 0, "grouped_into": None,
+        "body": "unusually-high-marker", "status": "pending", "reason": None, "attempts": 0, "grouped_into": None,
         "sent_at": None, **columns,
     }
     row["target_digest"] = f"digest-{uuid.uuid4().hex}"
@@ -561,7 +561,7 @@ def test_the_outreach_log_shows_every_message_and_never_its_address_or_text(
     assert log[3]["reason"] == "sent together with another alert's message (tachycardia)"
     assert log[3]["at"] == "2026-11-22T10:00:01Z"
     assert [e["purpose"] for e in log] == ["alert", "alert", "alert", "alert", "tip"]
-    assert "secret-password" not in response.text and "148" not in response.text
+    assert "secret-password" not in response.text and "unusually-high-marker" not in response.text
     assert set(log[0]) == {"step", "purpose", "to", "recipient", "channel", "status", "reason", "attempts", "at"}
 
 
