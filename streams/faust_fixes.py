@@ -43,7 +43,14 @@ the next rebalance or restart, which the idempotent sinks absorb.
    behind the first one waits too. Seen on about one restart in three here (heartbeats fetched
    while a recovery resumed the streams). `getmany` now seeks each such partition back to the first
    record it dropped; when a seek to the committed offsets ran meanwhile (a recovery), back to
-   whichever is earlier, so the recovery's own re-reading is never cut short.
+   whichever is earlier, so the recovery's own re-reading is never cut short. The same happens to
+   changelog partitions: Faust hands the consumer thread its live set of active partitions, a
+   rebalance empties that set while a fetch waits, and an empty set means "every partition" to
+   aiokafka, so changelog records the new recovery has just sought to are fetched and dropped;
+   the recovery then waits for them for ever (seen once in 16 workers leaving: "No event received
+   for active tp"). A changelog partition is put back to its first dropped record only if its
+   position is still where that fetch left it, checked and sought in the consumer's thread, where
+   the recovery's own seeks run, so a seek of the recovery is never undone.
 
 The patches reach into private methods, so `apply()` runs only on the pinned release and checks
 that every method it wraps is there before touching any: an upgrade or a rename upstream stops the
@@ -161,6 +168,43 @@ def read_again_from(dropped: Mapping[Any, int], committed: Mapping[Any, int | No
             for tp, offset in dropped.items()}
 
 
+def rewinds(fetched: Mapping[Any, Sequence[Any]], dropped: Mapping[Any, int]) -> dict[Any, tuple[int, int]]:
+    """Per partition with dropped records: the position the fetch left it at, and its first dropped offset."""
+    return {tp: (fetched[tp][-1].offset + 1, first) for tp, first in dropped.items()}
+
+
+async def _rewind_untouched(consumer: Any, wanted: Mapping[Any, tuple[int, int]]) -> dict[Any, int]:
+    """In the consumer's thread: put each partition back to its first dropped record, unless a seek
+    moved it since the fetch. Nothing here awaits between reading a position and seeking, so no
+    other seek (they all run in this thread) can come in between."""
+    assigned = consumer.assignment()
+    back: dict[Any, int] = {}
+    for tp, (left_at, first) in wanted.items():
+        if tp in assigned and await consumer.position(tp) == left_at:
+            consumer.seek(tp, first)
+            back[tp] = first
+    return back
+
+
+async def _rewind_changelogs(consumer: Consumer, wanted: Mapping[Any, tuple[int, int]]) -> None:
+    """Changelog records dropped as paused are read again only where nothing sought since (fix 6).
+
+    The recovery seeks its changelog partitions itself, and a seek back must never undo one of
+    those; but when the fetch that dropped them came after the recovery's seek, nothing else will
+    bring them back, and the recovery waits for them for ever.
+    """
+    name = {tp: f"{tp.topic}-{tp.partition}" for tp in wanted}
+    try:
+        thread = consumer._thread
+        back = await thread.call_thread(_rewind_untouched, thread._ensure_consumer(), wanted)
+    except Exception:  # revoked meanwhile, or the consumer stopping: the next recovery seeks anyway
+        log.warning("could not read dropped changelog records again: %s", wanted, exc_info=True)
+        return
+    log.info("changelog records fetched while their partition was paused were dropped; reading again from %s"
+             "; left to the recovery's own seek: %s",
+             {name[tp]: offset for tp, offset in back.items()}, sorted(name[tp] for tp in wanted if tp not in back))
+
+
 def _keep_fetched(original: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
     """`Consumer._wait_next_records` that leaves the records it fetched for `getmany` to check."""
 
@@ -200,8 +244,11 @@ def _dropped_read_again(original: Callable[..., Any]) -> Callable[..., Any]:
         if not fetched:
             return
         assigned = self.assignment()
-        dropped = {tp: offset for tp, offset in unread(fetched, handed_on).items()
-                   if tp in assigned and not self._is_changelog_tp(tp)}
+        missed = {tp: offset for tp, offset in unread(fetched, handed_on).items() if tp in assigned}
+        dropped = {tp: offset for tp, offset in missed.items() if not self._is_changelog_tp(tp)}
+        if len(dropped) != len(missed):
+            changelogs = {tp: offset for tp, offset in missed.items() if tp not in dropped}
+            await _rewind_changelogs(self, rewinds(fetched, changelogs))
         if not dropped:
             return
         again = read_again_from(dropped, self._committed_offset, getattr(self, _SEEKS, 0) != seeks)

@@ -1,5 +1,6 @@
 """Records Faust's consumer fetched but dropped because their partition was paused are read again
-(`streams.faust_fixes`, fix 6), through Faust's own `getmany` with the correction around it."""
+(`streams.faust_fixes`, fix 6), through Faust's own `getmany` with the correction around it; the
+consumer thread and its aiokafka consumer are stand-ins that keep positions as aiokafka does."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from faust.transport.consumer import Consumer
 from faust.transport.utils import DefaultSchedulingStrategy
 from faust.types import TP
 
-from streams.faust_fixes import _count_seeks, _dropped_read_again, _keep_fetched, read_again_from, unread
+from streams.faust_fixes import _count_seeks, _dropped_read_again, _keep_fetched, read_again_from, rewinds, unread
 
 TELEMETRY = TP("vigil.telemetry", 0)
 HEARTBEATS = TP("vigil.heartbeats", 0)
@@ -19,6 +20,37 @@ CHANGELOG = TP("vigil-streams-device-state-changelog", 0)
 
 def _records(first: int, last: int) -> list:
     return [SimpleNamespace(offset=o) for o in range(first, last + 1)]
+
+
+class _KafkaConsumer:
+    """The aiokafka consumer in Faust's consumer thread: positions, as a fetch and the seeks leave them."""
+
+    def __init__(self, positions: dict) -> None:
+        self.positions = dict(positions)
+        self.seeks: list[tuple] = []
+
+    def assignment(self) -> set:
+        return {TELEMETRY, HEARTBEATS, CHANGELOG}
+
+    async def position(self, tp) -> int:
+        return self.positions[tp]
+
+    def seek(self, tp, offset: int) -> None:
+        self.positions[tp] = offset
+        self.seeks.append((tp, offset))
+
+
+class _Thread:
+    """Faust's consumer thread, running what it is handed at once."""
+
+    def __init__(self, kafka: _KafkaConsumer) -> None:
+        self.kafka = kafka
+
+    def _ensure_consumer(self) -> _KafkaConsumer:
+        return self.kafka
+
+    async def call_thread(self, fun, *args):
+        return await fun(*args)
 
 
 class _Consumer:
@@ -38,6 +70,8 @@ class _Consumer:
         self.scheduler = DefaultSchedulingStrategy()
         self.sought: list[dict] = []
         self.handed_on = 0
+        # aiokafka moved each fetched partition past the records it returned.
+        self._thread = _Thread(_KafkaConsumer({tp: records[-1].offset + 1 for tp, records in fetched.items()}))
 
     @_keep_fetched
     async def _wait_next_records(self, timeout: float):
@@ -101,10 +135,33 @@ async def test_a_seek_to_the_committed_offsets_during_the_fetch_is_not_undone():
     assert consumer.sought == [{"committed": True}, {TELEMETRY: 7}]
 
 
-async def test_changelog_partitions_are_left_to_the_recovery():
-    consumer = _Consumer({CHANGELOG: _records(0, 3)}, active=set())
+async def test_dropped_changelog_records_are_read_again_when_nothing_sought_since_the_fetch():
+    # The recovery sought the changelog to 0, then a fetch begun before the rebalance (its set of
+    # active partitions emptied meanwhile, so "all") returned 0-3 while the partition was paused.
+    consumer = _Consumer({CHANGELOG: _records(0, 3), TELEMETRY: _records(10, 11)}, active={TELEMETRY})
+    assert await _drain(consumer) == [(TELEMETRY, 10), (TELEMETRY, 11)]
+    assert consumer._thread.kafka.seeks == [(CHANGELOG, 0)]
+    assert consumer._thread.kafka.positions[CHANGELOG] == 0
+    assert consumer.sought == []  # telemetry was handed on whole
+
+
+async def test_a_changelog_partition_the_recovery_sought_after_the_fetch_is_left_where_it_put_it():
+    consumer = _Consumer({CHANGELOG: _records(5, 8)}, active=set())
+    consumer._thread.kafka.positions[CHANGELOG] = 2  # the recovery's seek, after the fetch
     assert await _drain(consumer) == []
-    assert consumer.sought == []
+    assert consumer._thread.kafka.seeks == []
+    assert consumer._thread.kafka.positions[CHANGELOG] == 2
+
+
+async def test_a_changelog_partition_handed_on_whole_is_not_touched():
+    consumer = _Consumer({CHANGELOG: _records(0, 3)}, active={CHANGELOG})
+    assert len(await _drain(consumer)) == 4
+    assert consumer._thread.kafka.seeks == [] and consumer.sought == []
+
+
+def test_rewinds_name_where_the_fetch_left_each_partition_and_where_to_put_it_back():
+    fetched = {"a": _records(5, 9), "b": _records(0, 3)}
+    assert rewinds(fetched, {"a": 7, "b": 0}) == {"a": (10, 7), "b": (4, 0)}
 
 
 def test_unread_is_everything_after_the_last_record_handed_on():
