@@ -13,7 +13,8 @@
   record that cannot be read or a row the database refuses becomes a dead letter, never a jam.
 - `store_heartbeats` (`streams.heartbeats`): ingest's heartbeats -> pipeline_heartbeats.
 - a task following the care-plans topic, so members' plans apply without a restart.
-- a timer that stops the worker if records were skipped inside the consumer (`commit_watch`).
+- a timer that stops the worker if records were skipped inside the consumer (`commit_watch`), and
+  a watch that stops it if a table recovery stops moving (`recovery_watch`).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from streams.detection import detect
 from streams.device_states import DeviceStates
 from streams.heartbeats import add_heartbeat_agent
 from streams.records import decode_dead_letters, decode_telemetry
+from streams.recovery_watch import add_recovery_watch
 from streams.shielding import finish
 from vigil.settings import Settings
 from vigil.storage import sinks
@@ -156,6 +158,7 @@ def build_app(settings: Settings) -> faust.App:
 
     add_heartbeat_agent(app, settings)
     add_commit_watch(app)
+    add_recovery_watch(app)
     return app
 
 

@@ -34,3 +34,5 @@ DEVICES_MOVED = Counter("vigil_streams_devices_moved",
                         "worker (which reads its records again)")
 LIVE_STATES = Gauge("vigil_streams_live_states",
                     "Device states kept in memory as objects (the others are bytes in the table)")
+RECOVERY_REMAINING = Gauge("vigil_streams_recovery_remaining",
+                           "Changelog records the table recovery still has to read (0 when not recovering)")

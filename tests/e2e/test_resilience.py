@@ -64,7 +64,10 @@ def test_stream_worker_killed_and_restarted_mid_stream(pipeline):
         time.sleep(WORKER_RESTART_PAUSE_S)
         pipeline.streams.start()
 
+    log_offset = len(pipeline.streams.log_text())
     assert _run_with_fault(pipeline, fault) > 300
+    # The restarted worker's first recovery, the likeliest to stall, is watched (`recovery_watch`).
+    assert "watching table recoveries" in pipeline.streams.log_text()[log_offset:]
 
 
 def test_kafka_frozen_for_30_seconds(pipeline):
