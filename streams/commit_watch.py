@@ -30,7 +30,6 @@ from streams.metrics import COMMIT_HOLES
 log = logging.getLogger(__name__)
 CHECK_EVERY_S = 10.0
 HOLE_TOLERANCE_S = 120.0
-_EXIT_STALLED = 75
 
 
 def holes(acked: Mapping[Any, Sequence[int]], committed: Mapping[Any, int | None]) -> dict[Any, int]:
@@ -66,4 +65,4 @@ def add_commit_watch(app: faust.App) -> None:
             log.critical("the commit of %s has not moved for %d s while later records were acknowledged; "
                          "exiting so that a restart reads again from the committed offsets",
                          sorted(map(str, stalled)), watch.tolerance_s)
-            os._exit(_EXIT_STALLED)
+            os._exit(os.EX_TEMPFAIL)  # 75: try again

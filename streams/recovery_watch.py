@@ -28,7 +28,6 @@ from streams.metrics import RECOVERY_REMAINING
 log = logging.getLogger(__name__)
 CHECK_EVERY_S = 10.0
 STALL_TOLERANCE_S = 120.0
-_EXIT_STALLED = 75  # EX_TEMPFAIL, as the commit watch: try again
 
 
 class ProgressWatch:
@@ -59,11 +58,13 @@ def add_recovery_watch(app: faust.App) -> None:
     worker is most likely to spend in, so the watch is started by the first assignment instead.
     """
     watch = ProgressWatch()
-    started: list[asyncio.Future] = []
+    started = False
 
     async def start(sender: Any, *_: Any, **__: Any) -> None:
+        nonlocal started
         if not started:
-            started.append(app.add_future(_watch(app, watch)))
+            started = True
+            app.add_future(_watch(app, watch))
 
     app.on_partitions_assigned.connect(start)
 
@@ -76,7 +77,7 @@ async def _watch(app: faust.App, watch: ProgressWatch) -> None:
         if stuck is not None:
             log.critical("the table recovery has read nothing for %d s with %d changelog records still to "
                          "read; exiting so that a restart recovers afresh", watch.tolerance_s, stuck)
-            os._exit(_EXIT_STALLED)
+            os._exit(os.EX_TEMPFAIL)  # 75: try again
 
 
 def check(recovery: Any, watch: ProgressWatch, now: float) -> int | None:

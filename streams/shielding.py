@@ -17,7 +17,6 @@ from typing import TypeVar
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-_EXIT_UNFINISHED = 75
 SHUTDOWN_GRACE_S = 15
 
 
@@ -30,5 +29,5 @@ async def finish(work: Awaitable[T]) -> T:
             await asyncio.wait_for(asyncio.shield(task), SHUTDOWN_GRACE_S)
         except (TimeoutError, asyncio.CancelledError):
             log.critical("stopping with a batch unfinished; exiting without committing its offsets")
-            os._exit(_EXIT_UNFINISHED)
+            os._exit(os.EX_TEMPFAIL)  # 75: try again
         raise
