@@ -69,6 +69,7 @@ CONSUMING = {
     # decoded Faust event, and at 100,000 devices that was the largest part of its memory above the
     # states: `vigil bench --fleet 100000` measured 2.02 KiB per device with 4,096 and 1.57 KiB with
     # 1,024. A worker that keeps up holds far fewer (a 50 ms batch at 6,000 records/s is 300).
+    # Faust's STREAM_BUFFER_MAXSIZE in the environment overrides it.
     "stream_buffer_maxsize": 1024,
 }
 # How often a batch waiting for the tables' recovery after a rebalance checks that one is under way.
