@@ -35,22 +35,18 @@ the next rebalance or restart, which the idempotent sinks absorb.
    steps registered with `before_commit`; Faust then flushes the producer and commits.
 
 6. **Records fetched for a paused partition.** The fetch runs in the consumer's thread against
-   the set of active partitions, which the event loop changes meanwhile (a recovery pauses and
-   resumes partitions, and an empty set means "all" to aiokafka), and `Consumer.getmany` silently
-   drops records of a partition that is not active when it hands them on. aiokafka's position has
-   already moved past them, so unless a seek follows, they are skipped: the commit then stops at
-   the hole (fix 3) until the commit watch restarts the worker two minutes later, and every record
-   behind the first one waits too. Seen on about one restart in three here (heartbeats fetched
-   while a recovery resumed the streams). `getmany` now seeks each such partition back to the first
-   record it dropped; when a seek to the committed offsets ran meanwhile (a recovery), back to
-   whichever is earlier, so the recovery's own re-reading is never cut short. The same happens to
-   changelog partitions: Faust hands the consumer thread its live set of active partitions, a
-   rebalance empties that set while a fetch waits, and an empty set means "every partition" to
-   aiokafka, so changelog records the new recovery has just sought to are fetched and dropped;
-   the recovery then waits for them for ever (seen once in 16 workers leaving: "No event received
-   for active tp"). A changelog partition is put back to its first dropped record only if its
-   position is still where that fetch left it, checked and sought in the consumer's thread, where
-   the recovery's own seeks run, so a seek of the recovery is never undone.
+   Faust's live set of active partitions, which the event loop changes meanwhile (a recovery
+   pauses and resumes partitions; a rebalance empties the set, and an empty set means "every
+   partition" to aiokafka), and `Consumer.getmany` silently drops records of a partition that is
+   not active when it hands them on. aiokafka's position has already moved past them, so unless a
+   seek follows they are skipped. For a stream partition the commit then stops at the hole (fix 3)
+   until the commit watch restarts the worker two minutes later (seen on about one restart in
+   three here: heartbeats fetched while a recovery resumed the streams); for a changelog partition
+   the recovery waits for ever for records it has just sought to (seen once in 16 workers
+   leaving: "No event received for active tp"). Before each fetch, the records the last one
+   dropped are sought back to, but only where the partition's position is still where that fetch
+   left it, checked and sought in the consumer's thread, where the recovery's seeks run too: a
+   seek of the recovery (to the committed offsets, or through a changelog) is never undone.
 
 The patches reach into private methods, so `apply()` runs only on the pinned release and checks
 that every method it wraps is there before touching any: an upgrade or a rename upstream stops the
@@ -62,7 +58,7 @@ from __future__ import annotations
 import functools
 import importlib.metadata
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 from faust.tables.recovery import Recovery
@@ -138,34 +134,20 @@ def _resume_partitions_last(method: Callable[..., Awaitable[None]]) -> Callable[
 
 
 _FETCHED = "_vigil_fetched"
-_SEEKS = "_vigil_seeks"
 
 
-def unread(fetched: Mapping[Any, Sequence[Any]], handed_on: Mapping[Any, int]) -> dict[Any, int]:
-    """Per partition, the first fetched offset after the last one handed on to the streams.
+def unread(fetched: Mapping[Any, Sequence[Any]], read: Mapping[Any, int | None]) -> dict[Any, int]:
+    """Per partition, the first fetched offset after the last one the consumer read.
 
     Records of one partition are handed on in order, so everything from that offset on was dropped.
     """
     first: dict[Any, int] = {}
     for tp, records in fetched.items():
-        last = handed_on.get(tp)
+        last = read.get(tp)
         if not records or (last is not None and records[-1].offset <= last):
-            continue  # all handed on: the usual case, decided without walking the batch
+            continue  # all read: the usual case, decided without walking the batch
         first[tp] = next(r.offset for r in records if last is None or r.offset > last)
     return first
-
-
-def read_again_from(dropped: Mapping[Any, int], committed: Mapping[Any, int | None],
-                    sought_meanwhile: bool) -> dict[Any, int]:
-    """Where to seek each partition with dropped records so that nothing between is skipped.
-
-    A seek to the committed offsets that ran meanwhile wanted its partitions read from there; a
-    seek to a later dropped record must not undo it.
-    """
-    if not sought_meanwhile:
-        return dict(dropped)
-    return {tp: min(offset, committed.get(tp) if committed.get(tp) is not None else offset)
-            for tp, offset in dropped.items()}
 
 
 def rewinds(fetched: Mapping[Any, Sequence[Any]], dropped: Mapping[Any, int]) -> dict[Any, tuple[int, int]]:
@@ -175,8 +157,8 @@ def rewinds(fetched: Mapping[Any, Sequence[Any]], dropped: Mapping[Any, int]) ->
 
 async def _rewind_untouched(consumer: Any, wanted: Mapping[Any, tuple[int, int]]) -> dict[Any, int]:
     """In the consumer's thread: put each partition back to its first dropped record, unless a seek
-    moved it since the fetch. Nothing here awaits between reading a position and seeking, so no
-    other seek (they all run in this thread) can come in between."""
+    moved it since the fetch. Nothing here awaits between reading a position and seeking, so none
+    of the recovery's seeks (they run in this thread) can come in between."""
     assigned = consumer.assignment()
     back: dict[Any, int] = {}
     for tp, (left_at, first) in wanted.items():
@@ -186,80 +168,46 @@ async def _rewind_untouched(consumer: Any, wanted: Mapping[Any, tuple[int, int]]
     return back
 
 
-async def _rewind_changelogs(consumer: Consumer, wanted: Mapping[Any, tuple[int, int]]) -> None:
-    """Changelog records dropped as paused are read again only where nothing sought since (fix 6).
+async def _read_dropped_again(consumer: Consumer, fetched: Mapping[Any, Sequence[Any]]) -> None:
+    """Records of the last fetch that were dropped are read again where nothing sought since (fix 6).
 
-    The recovery seeks its changelog partitions itself, and a seek back must never undo one of
-    those; but when the fetch that dropped them came after the recovery's seek, nothing else will
-    bring them back, and the recovery waits for them for ever.
+    A seek since (the recovery's, to the committed offsets or through a changelog) says where its
+    partition is to be read from, and is never undone; when none came, nothing else would bring
+    the records back.
     """
+    wanted = rewinds(fetched, unread(fetched, consumer._read_offset))
+    if not wanted:
+        return
     name = {tp: f"{tp.topic}-{tp.partition}" for tp in wanted}
     try:
         thread = consumer._thread
         back = await thread.call_thread(_rewind_untouched, thread._ensure_consumer(), wanted)
-    except Exception:  # revoked meanwhile, or the consumer stopping: the next recovery seeks anyway
-        log.warning("could not read dropped changelog records again: %s", wanted, exc_info=True)
+    except Exception:  # revoked meanwhile, or the consumer stopping: the next owner reads from the commit
+        log.warning("could not read dropped records again: %s", wanted, exc_info=True)
         return
-    log.info("changelog records fetched while their partition was paused were dropped; reading again from %s"
-             "; left to the recovery's own seek: %s",
+    log.info("records fetched while their partition was paused were dropped; reading again from %s"
+             "; left where a seek since put them: %s",
              {name[tp]: offset for tp, offset in back.items()}, sorted(name[tp] for tp in wanted if tp not in back))
 
 
-def _keep_fetched(original: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
-    """`Consumer._wait_next_records` that leaves the records it fetched for `getmany` to check."""
+def _dropped_read_again(original: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+    """`Consumer._wait_next_records` that first reads again what the last fetch dropped (fix 6).
+
+    Checked once per fetch, against the consumer's own read offsets, so that nothing is added per
+    record; by the next fetch `getmany` has handed on, or dropped, all of the last one.
+    """
 
     @functools.wraps(original)
     async def _wait_next_records(self: Consumer, timeout: float) -> Any:
+        last = getattr(self, _FETCHED, None)
+        if last:
+            setattr(self, _FETCHED, None)
+            await _read_dropped_again(self, last)
         records, active = await original(self, timeout)
         setattr(self, _FETCHED, records)
         return records, active
 
     return _wait_next_records
-
-
-def _count_seeks(original: Callable[..., Awaitable[None]]) -> Callable[..., Awaitable[None]]:
-    """`Consumer.perform_seek` that counts itself, so `getmany` knows one ran during its fetch."""
-
-    @functools.wraps(original)
-    async def perform_seek(self: Consumer) -> None:
-        setattr(self, _SEEKS, getattr(self, _SEEKS, 0) + 1)
-        await original(self)
-
-    return perform_seek
-
-
-def _dropped_read_again(original: Callable[..., Any]) -> Callable[..., Any]:
-    """`Consumer.getmany` that seeks back to the records it dropped (fix 6)."""
-
-    @functools.wraps(original)
-    async def getmany(self: Consumer, timeout: float) -> AsyncIterator[tuple[Any, Any]]:
-        setattr(self, _FETCHED, None)
-        seeks = getattr(self, _SEEKS, 0)
-        handed_on: dict[Any, int] = {}
-        async for tp, message in original(self, timeout):
-            handed_on[tp] = message.offset
-            yield tp, message
-        fetched = getattr(self, _FETCHED, None)
-        setattr(self, _FETCHED, None)
-        if not fetched:
-            return
-        assigned = self.assignment()
-        missed = {tp: offset for tp, offset in unread(fetched, handed_on).items() if tp in assigned}
-        dropped = {tp: offset for tp, offset in missed.items() if not self._is_changelog_tp(tp)}
-        if len(dropped) != len(missed):
-            changelogs = {tp: offset for tp, offset in missed.items() if tp not in dropped}
-            await _rewind_changelogs(self, rewinds(fetched, changelogs))
-        if not dropped:
-            return
-        again = read_again_from(dropped, self._committed_offset, getattr(self, _SEEKS, 0) != seeks)
-        log.info("records fetched while their partition was paused were dropped; reading again from %s",
-                 {f"{tp.topic}-{tp.partition}": offset for tp, offset in again.items()})
-        try:
-            await self.seek_wait(again)
-        except Exception:  # a partition revoked meanwhile: its new owner reads from the commit
-            log.warning("could not seek back to dropped records %s", again, exc_info=True)
-
-    return getmany
 
 
 def _short_fetch_wait(create: Callable[..., Any]) -> Callable[..., Any]:
@@ -304,9 +252,7 @@ PATCHES: tuple[tuple[type, str, Wrap], ...] = (
     (Recovery, "_resume_streams", _resume_partitions_last),
     (AIOKafkaConsumerThread, "_create_worker_consumer", _short_fetch_wait),
     (Consumer, "force_commit", _steps_first),
-    (Consumer, "_wait_next_records", _keep_fetched),
-    (Consumer, "perform_seek", _count_seeks),
-    (Consumer, "getmany", _dropped_read_again),
+    (Consumer, "_wait_next_records", _dropped_read_again),
 )
 
 

@@ -110,8 +110,6 @@ def test_apply_on_the_pinned_faust_wraps_every_named_method_once():
         (AIOKafkaConsumerThread, "_create_worker_consumer"),
         (Consumer, "force_commit"),
         (Consumer, "_wait_next_records"),
-        (Consumer, "perform_seek"),
-        (Consumer, "getmany"),
     }
 
 
