@@ -11,10 +11,8 @@ spread over many arenas and stayed there: at 100,000 devices `vigil bench --flee
 from __future__ import annotations
 
 import ctypes
-import logging
 import os
 
-log = logging.getLogger(__name__)
 ARENAS = 2
 _M_ARENA_MAX = -8  # glibc's malloc.h
 

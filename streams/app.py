@@ -66,9 +66,9 @@ CONSUMING = {
     "stream_wait_empty": False,
     # How many records the telemetry topic's buffer holds ahead of the agent before Faust pauses
     # fetching (its default is 4,096). A worker behind its partitions keeps it full, each record a
-    # decoded Faust event, and at 100,000 devices that was the largest part of its memory above the
-    # states: `vigil bench --fleet 100000` measured 2.02 KiB per device with 4,096 and 1.57 KiB with
-    # 1,024. A worker that keeps up holds far fewer (a 50 ms batch at 6,000 records/s is 300).
+    # decoded Faust event: `vigil bench --fleet 100000` measured worker memory of 2.02 KiB per
+    # device with 4,096 and 1.57 KiB with 1,024 (both with two malloc arenas). A worker that
+    # keeps up holds far fewer (a 50 ms batch at 6,000 records/s is 300).
     # Faust's STREAM_BUFFER_MAXSIZE in the environment overrides it.
     "stream_buffer_maxsize": 1024,
 }
